@@ -1,0 +1,110 @@
+"""Train and evaluate models on the benchmarks, recording metrics, wall time and peak memory.
+
+    python benchmarks/run_bench.py --datasets fb15k-db15k fb15k-yago15k --ratios 0.2 \
+        --config configs/bench-cpu.yaml [--ablation "w/o V"] [--tag NAME]
+
+Each run is `mmea train` then `mmea eval --csls --json` in child processes (so peak RSS is the run's
+own); results go to results/<tag or dataset_model_ratio>.json and BENCHMARKS.md is regenerated from
+every results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
+
+
+def machine() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return f"{platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, {gpu}, torch {torch.__version__}"
+
+
+def run(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; return (wall seconds, peak RSS GiB of this child, stdout)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, stdout=out, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        stdout = out.read()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024**2, stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["fb15k-db15k", "fb15k-yago15k"])
+    parser.add_argument("--ratios", nargs="+", type=float, default=[0.2])
+    parser.add_argument("--model", default="clamea")
+    parser.add_argument("--config", default="configs/bench-cpu.yaml")
+    parser.add_argument("--ablation", action="append", default=[])
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--tag", default=None)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    RESULTS.mkdir(exist_ok=True)
+    for dataset in args.datasets:
+        for ratio in args.ratios:
+            tag = args.tag or f"{dataset}_{args.model}_r{ratio:g}"
+            if args.ablation:
+                tag += "".join("_" + a.replace("w/o ", "wo-").replace("_", "") for a in args.ablation)
+            out = REPO / "runs" / "bench" / tag
+            train = [*MMEA, "train", "--dataset", dataset, "--ratio", str(ratio), "--model", args.model,
+                     "--config", args.config, "--out", str(out), "--device", args.device, "--quiet"]
+            for ablation in args.ablation:
+                train += ["--ablation", ablation]
+            for assignment in args.sets:
+                train += ["--set", assignment]
+            train_wall, train_peak, train_log = run(train)
+            evaluate = [*MMEA, "eval", "--checkpoint", str(out / "best.pt"), "--csls", "--json",
+                        "--device", args.device]
+            eval_wall, eval_peak, eval_out = run(evaluate)
+            result = json.loads(eval_out)
+            history = [json.loads(line) for line in train_log.splitlines() if line.startswith("{")]
+            record = {
+                "tag": tag,
+                "dataset": dataset,
+                "model": args.model,
+                "ratio": ratio,
+                "ablations": args.ablation,
+                "metrics": result["metrics"],
+                "best_epoch": result["epoch"],
+                "train_wall_s": round(train_wall, 1),
+                "eval_wall_s": round(eval_wall, 1),
+                "peak_rss_gib": round(max(train_peak, eval_peak), 2),
+                "machine": machine(),
+                "commands": [shlex.join(train), shlex.join(evaluate)],
+                "validation_curve": [{"epoch": h["epoch"], **h["valid"]} for h in history],
+                "config": json.loads((out / "eval_test.json").read_text())["config"],
+            }
+            path = RESULTS / f"{tag}.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=2))
+            tmp.replace(path)
+            m = record["metrics"]
+            print(f"{tag}: hits@1 {m.get('hits@1', float('nan')):.4f} mrr {m.get('mrr', float('nan')):.4f} "
+                  f"train {train_wall:.0f}s peak {record['peak_rss_gib']} GiB", flush=True)
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "report.py")], check=True, cwd=REPO)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Run configuration as dataclasses: loadable from YAML, overridable from the command line, saved with
+every checkpoint and result (seed included), so that any figure can be traced to the exact settings.
+
+Defaults are the paper's hyperparameters (CLAMEA App. F) where it gives them, and the choices of
+``docs/CLAMEA.md`` where it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmea_pyg.errors import ConfigError
+
+#: Table 2 of the paper: every ablation row is a named switch.
+ABLATIONS = {
+    "w/o R": "drop the relational modality from the final concatenation and the losses",
+    "w/o V": "drop the visual modality from the final concatenation and the losses",
+    "w/o A": "drop the attribute modality from the final concatenation and the losses",
+    "w/o MFE": "no modal feature enhancement (self-attention over tokens)",
+    "w/o DMAFF": "no dynamic modal attention flow fusion: fused pairs are plain means of the two modalities",
+    "w/o DMMG": "no missing-modality generation: missing modalities keep their learned mask embedding",
+    "w/o CMAE": "no cross-modal association extraction (and no orthogonality loss)",
+    "w/o IT": "no iterative (mutual nearest neighbour) pseudo seeds",
+    "w/o MAF": "DMAFF without the inter/intra modal attention flows (plain Dsum of the inputs)",
+    "w/o L_m": "no latent alignment loss L_m",
+    "w/o L_s": "no orthogonality loss L_s",
+    "w/o G": "DMAFF gate G set to 0",
+}
+
+
+def normalize_ablation(name: str) -> str:
+    """Map user spellings (``wo_v``, ``w/o v``, ``without-DMMG``, ``w/o Lm``) to the canonical Table 2 name."""
+    key = name.strip().lower().replace("without", "w/o").replace("wo_", "w/o ").replace("wo-", "w/o ")
+    key = key.replace("w/o_", "w/o ").replace("w/o-", "w/o ").replace("l_", "l").replace(" ", "")
+    for canonical in ABLATIONS:
+        if canonical.lower().replace("l_", "l").replace(" ", "") == key:
+            return canonical
+    raise ConfigError(f"unknown ablation {name!r}; choose from: {', '.join(ABLATIONS)}")
+
+
+@dataclass
+class DataConfig:
+    """Which benchmark and split."""
+
+    dataset: str = "fb15k-db15k"
+    #: Data root (``None``: ``MMEA_DATA`` or ``./datasets``).
+    root: str | None = None
+    #: Fraction of the seed pairs used for training.
+    ratio: float = 0.2
+    valid_ratio: float = 0.1
+    #: Seed of the split (``None``: the run seed).
+    split_seed: int | None = None
+    #: Text encoder for the attribute sentences (``None``: the packaged all-MiniLM-L6-v2).
+    text_model: str | None = None
+    mirror: str | None = None
+
+
+@dataclass
+class ModelConfig:
+    """Architecture (CLAMEA App. F and docs/CLAMEA.md)."""
+
+    name: str = "clamea"
+    #: Dimension d of every modality embedding.
+    dim: int = 100
+    #: Tokens T per modality embedding (d must be divisible by T).
+    num_tokens: int = 4
+    #: Relational encoder: ``transe`` (the paper) or ``gat``.
+    structure: str = "transe"
+    #: Attention heads of MFE, DMAFF and CMAE.
+    heads: int = 2
+    #: Heads N_h of the Dsum modality weights (App. C).
+    dsum_heads: int = 5
+    #: Latent size of the VAEs.
+    latent_dim: int = 64
+    #: TransE margin gamma.
+    transe_margin: float = 1.0
+    #: GAT layers when ``structure == "gat"``.
+    gat_layers: int = 2
+    #: Table 2 ablation switches, e.g. ``["w/o V"]``.
+    ablations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the iterative strategy."""
+
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    #: Relation triples per TransE step (per KG).
+    transe_batch_size: int = 5000
+    #: Seed pairs per alignment step.
+    pair_batch_size: int = 1024
+    #: TransE margin loss over a batch: ``sum`` (Eq. 30, TMEA) or ``mean``.
+    transe_reduction: str = "sum"
+    #: Steps per epoch (``0``: one pass over the training pairs).
+    steps_per_epoch: int = 0
+    #: Contrastive loss: ``msnea`` (Eq. 35 as MSNEA computes it) or ``infonce``.
+    contrastive: str = "msnea"
+    cl_margin: float = 2.0
+    temperature: float = 0.1
+    alpha: float = 0.01
+    beta: float = 0.01
+    #: Weight of the pseudo-seed alignment loss (TMEA: 0.1).
+    pseudo_weight: float = 0.1
+    #: Epochs at which mutual nearest neighbours become pseudo seeds (empty: every ``iterative_every``).
+    iterative_epochs: list[int] = field(default_factory=list)
+    iterative_every: int = 20
+    iterative_start: int = 20
+    eval_every: int = 5
+    #: Stop after this many evaluations without a better validation MRR (0: never).
+    patience: int = 0
+    grad_clip: float = 0.0
+    device: str = "auto"
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    ks: list[int] = field(default_factory=lambda: [1, 5, 10])
+    csls_k: int = 10
+    chunk_size: int = 2048
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    #: Output folder of the run (checkpoints, metrics, config).
+    out: str = "runs/latest"
+
+    # ------------------------------------------------------------------------------ (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
+        return _build(cls, values, source)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Config:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, eval)")
+        return cls.from_dict(values, source=str(path))
+
+    def save(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def override(self, assignments: list[str]) -> Config:
+        """Apply ``section.key=value`` assignments (values parsed as YAML: ``0.5``, ``[1, 2]``, ``true``)."""
+        values = self.to_dict()
+        for assignment in assignments:
+            if "=" not in assignment:
+                raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.epochs=50")
+            key, raw = assignment.split("=", 1)
+            parts = key.strip().split(".")
+            node = values
+            for part in parts[:-1]:
+                if not isinstance(node, dict) or part not in node:
+                    raise ConfigError(f"--set {assignment!r}: unknown key {key!r}; {_known_keys(self)}")
+                node = node[part]
+            if not isinstance(node, dict) or parts[-1] not in node:
+                raise ConfigError(f"--set {assignment!r}: unknown key {key!r}; {_known_keys(self)}")
+            try:
+                node[parts[-1]] = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"--set {assignment!r}: cannot parse value {raw!r}: {exc}") from exc
+        return Config.from_dict(values, source="--set")
+
+    @property
+    def ablations(self) -> set[str]:
+        return {normalize_ablation(a) for a in self.model.ablations}
+
+    @property
+    def split_seed(self) -> int:
+        return self.train.seed if self.data.split_seed is None else self.data.split_seed
+
+
+def _known_keys(config: Config) -> str:
+    keys = [
+        f"{section}.{key}"
+        for section, fields in config.to_dict().items()
+        if isinstance(fields, dict)
+        for key in fields
+    ]
+    return "known keys: " + ", ".join(keys)
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Coerce/validate ``value`` against a field annotation of the config dataclasses."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(value, inner[0], where)
+    if origin is list:
+        if not isinstance(value, list):
+            value = [value]
+        return [_check_type(v, args[0], where) for v in value] if args else value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool) and not isinstance(value, annotation):
+        raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    if annotation is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected int, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(prefix + u for u in sorted(unknown))}; "
+            f"valid: {', '.join(prefix + n for n in sorted(names))}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, source, prefix + name + ".")
+        else:
+            kwargs[name] = _check_type(value, hint, f"{source}: {prefix}{name}")
+    return cls(**kwargs)

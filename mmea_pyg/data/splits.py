@@ -1,0 +1,86 @@
+"""Seeded train / validation / test splits of the seed (sameAs) pairs.
+
+The protocol of the MMEA literature: a fraction ``train_ratio`` (0.2, 0.5 or 0.8) of all pairs trains,
+``valid_ratio`` (10% of all pairs) selects the checkpoint, the rest is the test set.
+
+Pairs that share an entity (in FB15K-DB15K four DBpedia entities are each linked to two Freebase MIDs)
+are kept in the same part, so that no test entity is also a training seed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mmea_pyg.errors import ConfigError
+
+
+def _groups(pairs: Tensor) -> Tensor:
+    """Connected-component id of every pair in the bipartite graph of the pairs. ``pairs``: [2, P]."""
+    num_pairs = pairs.size(1)
+    parent = list(range(num_pairs))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_by_entity: dict[tuple[int, int], int] = {}
+    for i, (src, tgt) in enumerate(pairs.t().tolist()):
+        for key in ((0, src), (1, tgt)):
+            j = first_by_entity.setdefault(key, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    return torch.tensor([find(i) for i in range(num_pairs)], dtype=torch.long)
+
+
+def split_pairs(
+    pairs: Tensor,
+    train_ratio: float = 0.2,
+    valid_ratio: float = 0.1,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Split seed pairs into boolean train / valid / test masks.
+
+    Args:
+        pairs: Seed pairs ``[2, P]`` (source index, target index).
+        train_ratio: Fraction of all pairs used for training, in ``(0, 1)``.
+        valid_ratio: Fraction of all pairs used for validation; ``train_ratio + valid_ratio < 1``.
+        seed: Seed of the permutation; the same seed always gives the same split.
+
+    Returns:
+        ``(train_mask, valid_mask, test_mask)``, each a ``[P]`` bool tensor; every pair is in exactly one.
+    """
+    if not 0.0 < train_ratio < 1.0:
+        raise ConfigError(
+            f"train ratio must be in (0, 1), got {train_ratio}; the benchmarks use 0.2, 0.5 or 0.8"
+        )
+    if not 0.0 <= valid_ratio < 1.0 or train_ratio + valid_ratio >= 1.0:
+        raise ConfigError(
+            f"train ratio {train_ratio} + validation ratio {valid_ratio} must stay below 1 to leave a test set"
+        )
+    num_pairs = pairs.size(1)
+    groups = _groups(pairs)
+    _, groups = torch.unique(groups, return_inverse=True)
+    num_groups = int(groups.max()) + 1 if num_pairs else 0
+    generator = torch.Generator().manual_seed(seed)
+    group_order = torch.randperm(num_groups, generator=generator)
+    # Walk the groups in random order and fill train, then valid, then test by pair count.
+    sizes = torch.bincount(groups, minlength=num_groups)
+    cumulative = torch.cumsum(sizes[group_order], 0)  # pairs used after each group, in walk order
+    num_train = round(train_ratio * num_pairs)
+    num_valid = round(valid_ratio * num_pairs)
+    train_groups = int(torch.searchsorted(cumulative, num_train, right=False)) + 1 if num_train else 0
+    valid_end = (
+        int(torch.searchsorted(cumulative, num_train + num_valid, right=False)) + 1
+        if num_valid
+        else train_groups
+    )
+    train_groups = min(train_groups, num_groups)
+    valid_end = min(max(valid_end, train_groups), num_groups)
+    part_of_group = torch.full((num_groups,), 2, dtype=torch.long)
+    part_of_group[group_order[:train_groups]] = 0
+    part_of_group[group_order[train_groups:valid_end]] = 1
+    part = part_of_group[groups]
+    return part == 0, part == 1, part == 2

@@ -1,0 +1,507 @@
+r"""Rank-based evaluation of entity alignment, and mutual nearest neighbours for pseudo seeds.
+
+Protocol (CLAMEA, "Evaluation protocol"):
+
+* The evaluated seed pairs are a ``[2, P]`` tensor of (source index, target index).
+* **Candidates.** The source candidates are the unique source entities of the evaluated pairs, the
+  target candidates the unique target entities. Entities that appear in no evaluated pair are never
+  candidates.
+* **Queries.** Every pair is one query in each direction. In the source -> target direction (``s2t``)
+  the pair's source entity is scored against all target candidates and the rank of the pair's own
+  target is recorded; the target -> source direction (``t2s``) is the mirror image.
+* **Several gold counterparts.** Some benchmarks align one entity to several entities of the other
+  graph (e.g. a DB15K entity to two FB15K MIDs). Each such pair is still its own query, and the
+  *other* gold counterparts of the same query entity are ordinary candidates: if they score higher
+  than the pair's counterpart they push its rank down (the "raw", unfiltered setting). At most one
+  of two such pairs can then reach Hits@1.
+* **Similarity.** Cosine similarity of the L2-normalised embeddings, or, when ``csls_k > 0``, cross
+  domain similarity local scaling (CSLS, Lample et al., 2018)
+
+  .. math::
+      \mathrm{CSLS}(x, y) = 2 \cos(x, y) - r_T(x) - r_S(y),
+
+  where :math:`r_T(x)` is the mean cosine of :math:`x` with its :math:`k` nearest *target
+  candidates* and :math:`r_S(y)` the mean cosine of :math:`y` with its :math:`k` nearest *source
+  candidates* (:math:`k` is clamped to the number of candidates on the other side).
+* **Ties** are broken by the realistic rank, the mean of the optimistic and the pessimistic rank
+  (as in PyKEEN): with :math:`s^*` the score of the true candidate and :math:`C` the candidates,
+
+  .. math::
+      \mathrm{rank} = 1 + \left|\{c \in C : s_c > s^*\}\right|
+      + \tfrac{1}{2} \left|\{c \in C \setminus \{c^*\} : s_c = s^*\}\right|.
+
+  A query whose true candidate ties with one other candidate at the top has rank 1.5, which is *not*
+  a Hits@1.
+* **Metrics.** Hits@k (fraction of queries with rank :math:`\le k`), MRR (mean of
+  :math:`1/\mathrm{rank}`) and MR (mean rank).
+
+Memory stays bounded: similarities are computed ``chunk_size`` query rows at a time, so at most a
+``chunk_size x M`` block (``M`` candidates) is alive, never the full ``P x M`` matrix; the CSLS
+neighbourhood means are computed the same way, keeping only each row's top-k.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmea_pyg.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_KS",
+    "evaluate",
+    "metrics_from_ranks",
+    "mutual_nearest_neighbours",
+    "parse_metric",
+    "rank_pairs",
+    "select_metric",
+]
+
+#: The Hits@k cut-offs reported by default.
+DEFAULT_KS: tuple[int, ...] = (1, 5, 10)
+
+_VALID_METRIC_FORMS = (
+    "'hits@K' (also 'Hits@K', 'h@K', 'hits_at_K', K a positive integer), 'mrr', 'mr' or 'all'"
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument checks and small helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_chunk_size(chunk_size: int) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    return chunk_size
+
+
+def _check_csls_k(csls_k: int) -> int:
+    if isinstance(csls_k, bool) or not isinstance(csls_k, int) or csls_k < 0:
+        raise ConfigError(
+            f"csls_k must be a non-negative integer (0 = plain cosine, e.g. 10 for CSLS), got {csls_k!r}."
+        )
+    return csls_k
+
+
+def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    ks = tuple(ks)
+    out: list[int] = []
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"Hits@k cut-offs must be positive integers, got {k!r} in {ks!r}.")
+        if k not in out:
+            out.append(k)
+    if not out:
+        raise ConfigError("At least one Hits@k cut-off is needed, e.g. ks=(1, 5, 10).")
+    return tuple(out)
+
+
+def _check_embeddings(src_emb: Tensor, tgt_emb: Tensor) -> None:
+    for name, emb in (("src_emb", src_emb), ("tgt_emb", tgt_emb)):
+        if not isinstance(emb, Tensor) or emb.dim() != 2:
+            shape = tuple(emb.shape) if isinstance(emb, Tensor) else type(emb).__name__
+            raise ValueError(f"{name} must be a 2-D tensor [num_entities, dim], got {shape}.")
+        if not emb.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {emb.dtype}.")
+    if src_emb.size(1) != tgt_emb.size(1):
+        raise ValueError(
+            f"src_emb and tgt_emb must have the same dimension, got {src_emb.size(1)} and {tgt_emb.size(1)}."
+        )
+    if src_emb.device != tgt_emb.device:
+        raise ValueError(
+            f"src_emb and tgt_emb must be on the same device, got {src_emb.device} and {tgt_emb.device}."
+        )
+
+
+def _check_index(index: Tensor, size: int, name: str) -> None:
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= size):
+        raise ValueError(
+            f"{name} holds indices outside [0, {size}) (min {int(index.min())}, max {int(index.max())}); "
+            "check that the pairs/candidates match the embedding tables."
+        )
+
+
+def _check_pairs(pairs: Tensor, num_src: int, num_tgt: int) -> None:
+    if not isinstance(pairs, Tensor) or pairs.dim() != 2 or pairs.size(0) != 2:
+        shape = tuple(pairs.shape) if isinstance(pairs, Tensor) else type(pairs).__name__
+        raise ValueError(f"pairs must be a [2, P] tensor of (source, target) indices, got {shape}.")
+    if pairs.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"pairs must be an integer (long) tensor, got dtype {pairs.dtype}.")
+    if pairs.size(1) == 0:
+        raise ValueError("pairs is empty: there is nothing to evaluate.")
+    _check_index(pairs[0], num_src, "pairs[0] (source)")
+    _check_index(pairs[1], num_tgt, "pairs[1] (target)")
+
+
+def _compute_dtype(emb: Tensor) -> torch.dtype:
+    # Half precision produces spurious exact ties; score in float32 unless float64 was given.
+    return torch.float64 if emb.dtype == torch.float64 else torch.float32
+
+
+def _normalised_rows(emb: Tensor, index: Tensor, name: str) -> Tensor:
+    """Gather ``emb[index]``, cast it to the scoring dtype and L2-normalise it (zero rows stay zero)."""
+    rows = emb.detach()[index].to(_compute_dtype(emb))
+    if not bool(torch.isfinite(rows).all()):
+        raise ValueError(
+            f"{name} holds NaN or infinite values in the evaluated rows; ranks would be meaningless."
+        )
+    return F.normalize(rows, p=2.0, dim=-1)
+
+
+def _mean_topk_similarity(query: Tensor, cand: Tensor, k: int, chunk_size: int) -> Tensor:
+    """Mean cosine of each query row with its ``k`` most similar candidate rows (chunked).
+
+    Args:
+        query: L2-normalised rows, shape ``[N, D]``.
+        cand: L2-normalised rows, shape ``[M, D]``.
+        k: Neighbourhood size; clamped to ``M``.
+        chunk_size: Query rows scored at a time.
+
+    Returns:
+        Tensor of shape ``[N]``.
+    """
+    k = min(k, cand.size(0))
+    out = query.new_empty(query.size(0))
+    for start in range(0, query.size(0), chunk_size):
+        sim = query[start : start + chunk_size] @ cand.t()
+        out[start : start + chunk_size] = sim.topk(k, dim=1).values.mean(dim=1)
+    return out
+
+
+def _score_block(q: Tensor, cand: Tensor, r_q: Tensor | None, r_cand: Tensor | None) -> Tensor:
+    """Cosine (``r_* is None``) or CSLS scores of a block of query rows against all candidates."""
+    sim = q @ cand.t()
+    if r_q is None or r_cand is None:
+        return sim
+    return 2.0 * sim - r_q.unsqueeze(1) - r_cand.unsqueeze(0)
+
+
+def _realistic_ranks(
+    query: Tensor,
+    cand: Tensor,
+    true_col: Tensor,
+    r_query: Tensor | None,
+    r_cand: Tensor | None,
+    chunk_size: int,
+) -> Tensor:
+    """Realistic rank of candidate ``true_col[i]`` for query row ``query[i]``, chunked over rows.
+
+    The true score is read from the same score block as its competitors, so exact ties are detected
+    without a second, possibly differently rounded, computation.
+    """
+    ranks = torch.empty(query.size(0), dtype=torch.float32, device=query.device)
+    for start in range(0, query.size(0), chunk_size):
+        stop = start + chunk_size
+        rq = None if r_query is None else r_query[start:stop]
+        scores = _score_block(query[start:stop], cand, rq, r_cand)
+        true = scores.gather(1, true_col[start:stop].unsqueeze(1))
+        better = (scores > true).sum(dim=1)
+        tied = (scores == true).sum(dim=1) - 1  # the true candidate ties with itself
+        ranks[start:stop] = 1.0 + better.to(torch.float32) + 0.5 * tied.to(torch.float32)
+    return ranks
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def rank_pairs(
+    src_emb: Tensor,
+    tgt_emb: Tensor,
+    pairs: Tensor,
+    *,
+    csls_k: int = 0,
+    chunk_size: int = 1024,
+) -> dict[str, Tensor]:
+    r"""Realistic rank of every pair's counterpart, in both directions.
+
+    Each pair :math:`(s, t)` is one query per direction. Source -> target: :math:`s` is scored against
+    the unique target entities of ``pairs`` and the rank of :math:`t` is recorded; target -> source
+    is the mirror image. Other gold counterparts of the same query entity are ordinary competitors.
+    With :math:`s^*` the true candidate's score,
+
+    .. math::
+        \mathrm{rank} = 1 + \left|\{c : s_c > s^*\}\right|
+        + \tfrac{1}{2} \left|\{c \neq c^* : s_c = s^*\}\right|.
+
+    Args:
+        src_emb: Source-graph entity embeddings, any device, need not be normalised.
+        tgt_emb: Target-graph entity embeddings, same device and dimension as ``src_emb``.
+        pairs: Evaluated (source index, target index) pairs.
+        csls_k: ``0`` scores by cosine; ``k > 0`` scores by CSLS with ``k`` nearest neighbours.
+        chunk_size: Query rows scored at a time (memory is about ``chunk_size x #candidates``).
+
+    Returns:
+        ``{"s2t": ranks, "t2s": ranks}``, float32 tensors of shape ``[P]`` on the embeddings' device;
+        entry ``i`` is the rank for ``pairs[:, i]``.
+
+    Raises:
+        ValueError: On malformed shapes, out-of-range indices, empty pairs or non-finite embeddings.
+
+    Shapes:
+        - **src_emb** :math:`(N_1, D)`, **tgt_emb** :math:`(N_2, D)`
+        - **pairs** :math:`(2, P)`
+        - **output** two tensors of shape :math:`(P,)`
+    """
+    _check_embeddings(src_emb, tgt_emb)
+    csls_k = _check_csls_k(csls_k)
+    chunk_size = _check_chunk_size(chunk_size)
+    _check_pairs(pairs, src_emb.size(0), tgt_emb.size(0))
+
+    pairs = pairs.to(device=src_emb.device, dtype=torch.long)
+    src_cand, src_pos = torch.unique(pairs[0], sorted=True, return_inverse=True)
+    tgt_cand, tgt_pos = torch.unique(pairs[1], sorted=True, return_inverse=True)
+    src = _normalised_rows(src_emb, src_cand, "src_emb")
+    tgt = _normalised_rows(tgt_emb, tgt_cand, "tgt_emb")
+
+    r_src = r_tgt = None
+    if csls_k > 0:
+        r_src = _mean_topk_similarity(src, tgt, csls_k, chunk_size)  # r_T(x), x a source candidate
+        r_tgt = _mean_topk_similarity(tgt, src, csls_k, chunk_size)  # r_S(y), y a target candidate
+
+    s2t = _realistic_ranks(
+        src[src_pos],
+        tgt,
+        tgt_pos,
+        None if r_src is None else r_src[src_pos],
+        r_tgt,
+        chunk_size,
+    )
+    t2s = _realistic_ranks(
+        tgt[tgt_pos],
+        src,
+        src_pos,
+        None if r_tgt is None else r_tgt[tgt_pos],
+        r_src,
+        chunk_size,
+    )
+    return {"s2t": s2t, "t2s": t2s}
+
+
+def metrics_from_ranks(ranks: Tensor, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    r"""Hits@k, MRR and MR from a vector of (realistic) ranks.
+
+    .. math::
+        \mathrm{Hits@}k = \frac{1}{P} \sum_i [\mathrm{rank}_i \le k], \quad
+        \mathrm{MRR} = \frac{1}{P} \sum_i \frac{1}{\mathrm{rank}_i}, \quad
+        \mathrm{MR} = \frac{1}{P} \sum_i \mathrm{rank}_i.
+
+    Args:
+        ranks: Ranks (>= 1), shape ``[P]``, any device.
+        ks: Hits@k cut-offs (positive integers; duplicates are dropped, order kept).
+
+    Returns:
+        ``{"hits@k": ..., "mrr": ..., "mr": ...}`` as Python floats.
+
+    Raises:
+        ValueError: If ``ranks`` is empty or holds values below 1.
+        ConfigError: If a cut-off is not a positive integer.
+    """
+    ks = _check_ks(ks)
+    ranks = ranks.detach().reshape(-1).to(torch.float64)
+    if ranks.numel() == 0:
+        raise ValueError("ranks is empty: there is nothing to aggregate.")
+    if bool((ranks < 1).any()) or not bool(torch.isfinite(ranks).all()):
+        raise ValueError("ranks must be finite and >= 1.")
+    out = {f"hits@{k}": (ranks <= k).to(torch.float64).mean().item() for k in ks}
+    out["mrr"] = ranks.reciprocal().mean().item()
+    out["mr"] = ranks.mean().item()
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    src_emb: Tensor,
+    tgt_emb: Tensor,
+    pairs: Tensor,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    csls_k: int = 0,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """Hits@k, MRR and MR of an alignment, both directions, cosine and optionally CSLS.
+
+    Args:
+        src_emb: Source-graph entity embeddings, shape ``[N1, D]``.
+        tgt_emb: Target-graph entity embeddings, shape ``[N2, D]``.
+        pairs: Evaluated (source, target) pairs, shape ``[2, P]``.
+        ks: Hits@k cut-offs.
+        csls_k: If ``> 0``, CSLS with this neighbourhood size is reported *in addition* to cosine.
+        chunk_size: Query rows scored at a time.
+
+    Returns:
+        A flat dict of Python floats. ``hits@k``, ``mrr``, ``mr``: source -> target with cosine (the
+        headline numbers); ``t2s/...``: target -> source with cosine; if ``csls_k > 0`` also
+        ``csls/...`` and ``csls/t2s/...``.
+
+    See :func:`rank_pairs` for the ranking protocol.
+    """
+    ks = _check_ks(ks)
+    csls_k = _check_csls_k(csls_k)
+    settings = [("", 0)] + ([("csls/", csls_k)] if csls_k > 0 else [])
+    results: dict[str, float] = {}
+    for prefix, k in settings:
+        ranks = rank_pairs(src_emb, tgt_emb, pairs, csls_k=k, chunk_size=chunk_size)
+        for direction, sub in (("s2t", ""), ("t2s", "t2s/")):
+            for name, value in metrics_from_ranks(ranks[direction], ks).items():
+                results[f"{prefix}{sub}{name}"] = value
+    return results
+
+
+_HITS_RE = re.compile(r"^(?:hits|hit|h)(?:@|_at_)(\d+)$")
+
+
+def parse_metric(name: str) -> tuple[str, int | None]:
+    """Parse a metric name (case-insensitive).
+
+    Examples: ``"hits@1"``, ``"Hits@10"``, ``"h@5"``, ``"hits_at_5"`` -> ``("hits", k)``;
+    ``"mrr"`` -> ``("mrr", None)``; ``"mr"`` -> ``("mr", None)``; ``"all"`` -> ``("all", None)``.
+
+    Args:
+        name: The metric name.
+
+    Returns:
+        ``(metric, k)`` with ``metric`` one of ``"hits"``, ``"mrr"``, ``"mr"``, ``"all"`` and ``k``
+        the Hits cut-off (``None`` for the others).
+
+    Raises:
+        ConfigError: (a :class:`ValueError`) for an unknown name; the message lists the valid forms.
+    """
+    if not isinstance(name, str):
+        raise ConfigError(f"Metric name must be a string, got {name!r}; use {_VALID_METRIC_FORMS}.")
+    key = name.strip().lower()
+    match = _HITS_RE.match(key)
+    if match:
+        k = int(match.group(1))
+        if k < 1:
+            raise ConfigError(
+                f"Unknown metric {name!r}: the Hits cut-off must be >= 1; use {_VALID_METRIC_FORMS}."
+            )
+        return "hits", k
+    if key in ("mrr", "mean_reciprocal_rank"):
+        return "mrr", None
+    if key in ("mr", "mean_rank"):
+        return "mr", None
+    if key == "all":
+        return "all", None
+    raise ConfigError(f"Unknown metric {name!r}; use {_VALID_METRIC_FORMS}.")
+
+
+def select_metric(results: Mapping[str, float], name: str) -> dict[str, float]:
+    """Pick one metric, in every direction/similarity evaluated, from an :func:`evaluate` result.
+
+    Args:
+        results: The output of :func:`evaluate`.
+        name: A metric name accepted by :func:`parse_metric`.
+
+    Returns:
+        For ``"all"``, a copy of ``results``; otherwise every entry whose last path component is the
+        canonical metric, e.g. ``"H@1"`` -> ``{"hits@1": ..., "t2s/hits@1": ..., "csls/hits@1": ...,
+        "csls/t2s/hits@1": ...}`` (the CSLS entries only when present), in ``results``' order.
+
+    Raises:
+        ConfigError: If the name is invalid, or the metric was not computed (e.g. a Hits cut-off not
+            in ``ks``).
+    """
+    metric, k = parse_metric(name)
+    if metric == "all":
+        return dict(results)
+    canonical = f"hits@{k}" if metric == "hits" else metric
+    selected = {key: value for key, value in results.items() if key.rsplit("/", 1)[-1] == canonical}
+    if not selected:
+        available = ", ".join(dict.fromkeys(key.rsplit("/", 1)[-1] for key in results)) or "none"
+        hint = f"; to get Hits@{k}, add {k} to ks" if metric == "hits" else ""
+        raise ConfigError(f"Metric {name!r} was not computed (available: {available}){hint}.")
+    return selected
+
+
+def _nearest(
+    query: Tensor, cand: Tensor, r_query: Tensor | None, r_cand: Tensor | None, chunk_size: int
+) -> Tensor:
+    """Column of the best-scoring candidate for every query row; ties go to the lowest column."""
+    out = torch.empty(query.size(0), dtype=torch.long, device=query.device)
+    for start in range(0, query.size(0), chunk_size):
+        stop = start + chunk_size
+        rq = None if r_query is None else r_query[start:stop]
+        scores = _score_block(query[start:stop], cand, rq, r_cand)
+        # torch.argmax returns the first maximal index (documented, CPU and CUDA): lowest column.
+        out[start:stop] = scores.argmax(dim=1)
+    return out
+
+
+@torch.no_grad()
+def mutual_nearest_neighbours(
+    src_emb: Tensor,
+    tgt_emb: Tensor,
+    src_candidates: Tensor,
+    tgt_candidates: Tensor,
+    chunk_size: int = 1024,
+    csls_k: int = 0,
+) -> Tensor:
+    r"""Mutual nearest neighbours among candidate entities (MRAEA's bidirectional pseudo seeds).
+
+    A pair :math:`(s, t)` is returned iff :math:`t` is the best-scoring target candidate of
+    :math:`s` *and* :math:`s` is the best-scoring source candidate of :math:`t`:
+
+    .. math::
+        t = \operatorname*{arg\,max}_{t' \in C_T} \mathrm{sim}(s, t') \quad\wedge\quad
+        s = \operatorname*{arg\,max}_{s' \in C_S} \mathrm{sim}(s', t),
+
+    with :math:`\mathrm{sim}` the cosine, or CSLS over the candidate sets when ``csls_k > 0``.
+    Candidates are de-duplicated; ties go to the lowest entity index. Each source and each target
+    appears in at most one returned pair.
+
+    Args:
+        src_emb: Source-graph entity embeddings, shape ``[N1, D]``.
+        tgt_emb: Target-graph entity embeddings, shape ``[N2, D]``.
+        src_candidates: Source entity indices to consider (e.g. the unaligned ones).
+        tgt_candidates: Target entity indices to consider.
+        chunk_size: Rows scored at a time.
+        csls_k: ``0`` for cosine, ``k > 0`` for CSLS with ``k`` neighbours.
+
+    Returns:
+        ``[2, K]`` long tensor of (source index, target index), sorted by source index, on the device
+        of ``src_candidates``.
+
+    Shapes:
+        - **src_candidates** :math:`(C_S,)`, **tgt_candidates** :math:`(C_T,)`
+        - **output** :math:`(2, K)`, :math:`K \le \min(C_S, C_T)`
+    """
+    _check_embeddings(src_emb, tgt_emb)
+    chunk_size = _check_chunk_size(chunk_size)
+    csls_k = _check_csls_k(csls_k)
+    out_device = src_candidates.device
+    for name, cand, size in (
+        ("src_candidates", src_candidates, src_emb.size(0)),
+        ("tgt_candidates", tgt_candidates, tgt_emb.size(0)),
+    ):
+        if cand.dim() != 1 or cand.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"{name} must be a 1-D integer tensor, got {tuple(cand.shape)} {cand.dtype}.")
+        _check_index(cand, size, name)
+
+    device = src_emb.device
+    src_cand = torch.unique(src_candidates.to(device=device, dtype=torch.long), sorted=True)
+    tgt_cand = torch.unique(tgt_candidates.to(device=device, dtype=torch.long), sorted=True)
+    if src_cand.numel() == 0 or tgt_cand.numel() == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=out_device)
+
+    src = _normalised_rows(src_emb, src_cand, "src_emb")
+    tgt = _normalised_rows(tgt_emb, tgt_cand, "tgt_emb")
+    r_src = r_tgt = None
+    if csls_k > 0:
+        r_src = _mean_topk_similarity(src, tgt, csls_k, chunk_size)
+        r_tgt = _mean_topk_similarity(tgt, src, csls_k, chunk_size)
+
+    s2t = _nearest(src, tgt, r_src, r_tgt, chunk_size)  # [C_S] column in tgt_cand
+    t2s = _nearest(tgt, src, r_tgt, r_src, chunk_size)  # [C_T] column in src_cand
+    rows = torch.arange(src_cand.size(0), device=device)
+    mutual = t2s[s2t] == rows
+    result = torch.stack([src_cand[mutual], tgt_cand[s2t[mutual]]])
+    return result.to(out_device)

@@ -1,0 +1,90 @@
+"""The interface every alignment model of the toolkit implements, and the model registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from mmea_pyg.errors import ConfigError
+
+SIDES = ("source", "target")
+
+
+class AlignmentModel(nn.Module, ABC):
+    r"""Base class of the alignment models (CLAMEA, RICEA, MIMEA).
+
+    A model maps the two knowledge graphs of a :class:`~torch_geometric.data.HeteroData` to entity
+    embeddings, and a batch of seed pairs to a dict of *unweighted* named loss terms; the trainer
+    weights, sums and logs them. Embeddings of an entity never depend on the other entities of a
+    batch, so that training can run on the entities of a batch of pairs and evaluation in chunks.
+
+    Subclasses implement :meth:`structure` (the per-KG part that needs the whole graph, e.g. TransE
+    rows or a GAT pass), :meth:`encode` (everything else, on any subset of entities) and
+    :meth:`training_losses`.
+    """
+
+    @abstractmethod
+    def structure(self, data: HeteroData, side: str) -> Tensor:
+        """Relational embeddings of every entity of ``side``, :math:`(N, d)`."""
+
+    @abstractmethod
+    def encode(self, data: HeteroData, side: str, index: Tensor, structure: Tensor) -> dict[str, Tensor]:
+        """Embeddings of the entities ``index`` :math:`(B,)` of ``side``.
+
+        Returns:
+            ``{"M": [B, D]}`` (the final embedding) plus whatever per-modality embeddings and loss
+            terms (names starting with ``loss_``) the model defines.
+        """
+
+    @abstractmethod
+    def training_losses(
+        self, data: HeteroData, pairs: Tensor, pseudo_pairs: Tensor | None, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        """Unweighted loss terms for one step on the seed pairs ``pairs`` :math:`(2, B)` and the
+        pseudo seeds ``pseudo_pairs`` :math:`(2, B')` (global entity indices)."""
+
+    def forward(self, data: HeteroData) -> dict[str, Tensor]:
+        """Final embeddings of every entity: ``{"source": [N1, D], "target": [N2, D]}``."""
+        return {side: self.embed(data, side) for side in SIDES}
+
+    def embed(
+        self, data: HeteroData, side: str, index: Tensor | None = None, chunk_size: int = 4096
+    ) -> Tensor:
+        """Final embeddings of ``index`` (default: all entities of ``side``), computed in chunks."""
+        structure = self.structure(data, side)
+        if index is None:
+            index = torch.arange(data[side].num_nodes, device=structure.device)
+        chunks = [self.encode(data, side, part, structure)["M"] for part in index.split(chunk_size)]
+        return torch.cat(chunks) if chunks else structure.new_zeros((0, self.output_dim))
+
+    @property
+    @abstractmethod
+    def output_dim(self) -> int:
+        """Width D of the final embedding."""
+
+
+MODELS: dict[str, Callable[..., AlignmentModel]] = {}
+
+
+def register_model(name: str) -> Callable[[type], type]:
+    """Class decorator: make a model buildable by name (``mmea train --model NAME``)."""
+
+    def decorator(cls: type) -> type:
+        MODELS[name] = cls
+        return cls
+
+    return decorator
+
+
+def build_model(config, data: HeteroData) -> AlignmentModel:
+    """Build the model named by ``config.model.name`` for the graphs of ``data``."""
+    import mmea_pyg.models  # noqa: F401  (registers the models)
+
+    name = config.model.name.lower()
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {config.model.name!r}; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[name].from_config(config, data)

@@ -1,0 +1,460 @@
+r"""Multimodal Knowledge Encoder (MKE, CLAMEA Appendix B).
+
+The MKE turns the raw inputs of one knowledge graph into one :math:`d`-dimensional embedding per
+modality (:math:`d = 100` in the paper):
+
+* relational :math:`\mathbf{h}_o^r`: :class:`TransE` (Eq. 29-30), or :class:`GATEncoder` for
+  ``--structure gat``;
+* visual :math:`\mathbf{h}_o^v` and attribute :math:`\mathbf{h}_o^a`: :class:`ModalityProjection`
+  (Eq. 31-32), a linear map of frozen, cached image / sentence features with a learned vector for
+  entities that lack the modality (missing modalities are masks, never noise);
+* :class:`Tokenizer` turns a :math:`d`-vector into the :math:`T` tokens the attention stack of CLAMEA
+  works on (``docs/CLAMEA.md``, "Modality tokens").
+
+Both knowledge graphs go through the same module classes; whether weights are shared is the model's
+choice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv
+from torch_geometric.utils import scatter, to_undirected
+
+from mmea_pyg.losses import transe_margin_loss
+
+__all__ = ["GATEncoder", "ModalityProjection", "Tokenizer", "TransE", "corrupt_triples"]
+
+
+def _random_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
+    """The device random numbers must be drawn on so that ``generator`` can be used."""
+    return generator.device if generator is not None else fallback
+
+
+def corrupt_triples(
+    head: Tensor,
+    rel: Tensor,
+    tail: Tensor,
+    num_entities: int,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Uniform negative sampling of Bordes et al. (2013), one negative per positive (Eq. 30).
+
+    For every triple a fair coin decides whether the head or the tail is replaced; the replacement is
+    drawn uniformly from the *other* :math:`N - 1` entities, so each negative differs from its
+    positive in exactly one of head / tail. Negatives are not filtered against the known triples
+    (the "unif" setting of TransE).
+
+    Args:
+        head (torch.Tensor): Head entity ids, shape :math:`(B,)`.
+        rel (torch.Tensor): Relation ids, shape :math:`(B,)` (returned unchanged).
+        tail (torch.Tensor): Tail entity ids, shape :math:`(B,)`.
+        num_entities (int): Number of entities :math:`N` (ids are ``0..N-1``); at least 2.
+        generator (torch.Generator, optional): Source of randomness; a seeded generator makes the
+            negatives reproducible. Numbers are drawn on the generator's device and moved to
+            ``head.device``.
+
+    Returns:
+        ``(neg_head, rel, neg_tail)``, each of shape :math:`(B,)`.
+    """
+    if num_entities < 2:
+        raise ValueError(
+            f"corrupt_triples needs at least 2 entities to corrupt a triple, got {num_entities}."
+        )
+    if head.shape != tail.shape or head.shape != rel.shape or head.dim() != 1:
+        raise ValueError(
+            "corrupt_triples expects 1-d head, rel and tail of equal length, got shapes "
+            f"{tuple(head.shape)}, {tuple(rel.shape)}, {tuple(tail.shape)}."
+        )
+    device = _random_device(generator, head.device)
+    n = head.numel()
+    corrupt_head = torch.rand(n, generator=generator, device=device).lt(0.5).to(head.device)
+    # Uniform over the N - 1 entities other than the original: draw from 0..N-2, skip the original.
+    draw = torch.randint(0, num_entities - 1, (n,), generator=generator, device=device).to(head.device)
+    original = torch.where(corrupt_head, head, tail)
+    replacement = draw + (draw >= original).long()
+    neg_head = torch.where(corrupt_head, replacement, head)
+    neg_tail = torch.where(corrupt_head, tail, replacement)
+    return neg_head, rel, neg_tail
+
+
+class TransE(nn.Module):
+    r"""TransE relational encoder of CLAMEA's MKE (Bordes et al., 2013; Appendix B.1).
+
+    .. math::
+        f(h, r, t) = \lVert \bar{\mathbf{h}}_h + \bar{\mathbf{r}} - \bar{\mathbf{h}}_t \rVert_2^2,
+        \qquad
+        \mathcal{L}_{TransE} = \sum_{\tau \in T^R} \max\bigl(0, \gamma + f(\tau) - f(\tau^-)\bigr),
+
+    where :math:`\bar{\cdot}` denotes an L2-normalised row (as TMEA / MSNEA normalise entity and
+    relation embeddings) and :math:`\tau^-` is one uniformly corrupted triple per positive
+    (:func:`corrupt_triples`). The entity embedding :math:`\mathbf{h}_o^r` handed to the rest of the
+    model is the L2-normalised entity row.
+
+    Args:
+        num_entities (int): Number of entities :math:`N`.
+        num_relations (int): Number of relation types :math:`R`.
+        dim (int, optional): Embedding size :math:`d`. (default: :obj:`100`)
+        margin (float, optional): Margin :math:`\gamma`. (default: :obj:`1.0`)
+        p_norm (int, optional): :obj:`2` scores with the squared L2 distance (Eq. 29); :obj:`1`
+            with the L1 distance. (default: :obj:`2`)
+
+    Shapes:
+        - **forward:** optional entity ids :math:`(B,)` ->
+          entity embeddings :math:`(N, d)` or :math:`(B, d)`
+        - **score:** ids :math:`(B,)`, :math:`(B,)`, :math:`(B,)` -> :math:`(B,)`
+        - **loss:** edge indices :math:`(2, |\mathcal{E}|)`, edge types :math:`(|\mathcal{E}|,)`
+          -> scalar
+    """
+
+    def __init__(
+        self,
+        num_entities: int,
+        num_relations: int,
+        dim: int = 100,
+        margin: float = 1.0,
+        p_norm: int = 2,
+    ) -> None:
+        super().__init__()
+        if num_entities < 1 or num_relations < 1 or dim < 1:
+            raise ValueError(
+                "TransE needs num_entities, num_relations and dim >= 1, got "
+                f"{num_entities}, {num_relations}, {dim}."
+            )
+        if p_norm not in (1, 2):
+            raise ValueError(f"TransE p_norm must be 1 or 2, got {p_norm}.")
+        self.num_entities = num_entities
+        self.num_relations = num_relations
+        self.dim = dim
+        self.margin = margin
+        self.p_norm = p_norm
+        self.entity = nn.Embedding(num_entities, dim)
+        self.relation = nn.Embedding(num_relations, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Xavier-uniform entity and relation rows (scale is irrelevant: rows are normalised)."""
+        nn.init.xavier_uniform_(self.entity.weight)
+        nn.init.xavier_uniform_(self.relation.weight)
+
+    def forward(self, index: Tensor | None = None) -> Tensor:
+        """L2-normalised entity embeddings, all of them or the rows ``index``."""
+        weight = self.entity.weight if index is None else self.entity(index)
+        return F.normalize(weight, p=2.0, dim=-1)
+
+    def score(self, head: Tensor, rel: Tensor, tail: Tensor) -> Tensor:
+        r"""Distance :math:`f(h, r, t)` of Eq. 29 (lower is more plausible), shape :math:`(B,)`."""
+        h = F.normalize(self.entity(head), p=2.0, dim=-1)
+        r = F.normalize(self.relation(rel), p=2.0, dim=-1)
+        t = F.normalize(self.entity(tail), p=2.0, dim=-1)
+        diff = h + r - t
+        if self.p_norm == 2:
+            return diff.pow(2).sum(dim=-1)
+        return diff.abs().sum(dim=-1)
+
+    def sample_triples(
+        self,
+        num_triples: int,
+        batch_size: int = 5000,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+    ) -> Tensor:
+        """Ids of ``min(batch_size, num_triples)`` triples drawn without replacement."""
+        device = torch.device("cpu") if device is None else device
+        if batch_size >= num_triples:
+            return torch.arange(num_triples, device=device)
+        perm = torch.randperm(num_triples, generator=generator, device=_random_device(generator, device))
+        return perm[:batch_size].to(device)
+
+    def loss(
+        self,
+        edge_index: Tensor,
+        edge_type: Tensor,
+        batch_size: int = 5000,
+        generator: torch.Generator | None = None,
+        reduction: str = "sum",
+        index: Tensor | None = None,
+    ) -> Tensor:
+        r"""Margin loss Eq. 30 on a batch of triples, one corrupted triple per positive.
+
+        Args:
+            edge_index (torch.Tensor): Relation triples head -> tail, shape :math:`(2, E)`.
+            edge_type (torch.Tensor): Relation id of each triple, shape :math:`(E,)`.
+            batch_size (int, optional): Number of positive triples drawn without replacement
+                (all of them when :math:`E \le` ``batch_size``). (default: :obj:`5000`)
+            generator (torch.Generator, optional): Makes batch and negatives reproducible.
+            reduction (str, optional): ``'sum'`` (Eq. 30, the paper's and TMEA's) or ``'mean'``.
+            index (torch.Tensor, optional): Explicit triple ids :math:`(B,)` to use instead of a
+                random batch, e.g. for a trainer that walks an epoch of shuffled batches.
+
+        Returns:
+            Scalar loss.
+        """
+        if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_type.shape != (edge_index.size(1),):
+            raise ValueError(
+                "TransE.loss expects edge_index [2, E] and edge_type [E], got "
+                f"{tuple(edge_index.shape)} and {tuple(edge_type.shape)}."
+            )
+        if index is None:
+            index = self.sample_triples(edge_index.size(1), batch_size, generator, edge_index.device)
+        head, tail, rel = edge_index[0, index], edge_index[1, index], edge_type[index]
+        neg_head, neg_rel, neg_tail = corrupt_triples(head, rel, tail, self.num_entities, generator)
+        pos = self.score(head, rel, tail)
+        neg = self.score(neg_head, neg_rel, neg_tail)
+        return transe_margin_loss(pos, neg, margin=self.margin, reduction=reduction)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.num_entities}, {self.num_relations}, dim={self.dim})"
+
+
+class GATEncoder(nn.Module):
+    r"""Graph-attention relational encoder, the ``--structure gat`` alternative to :class:`TransE`.
+
+    A learned entity embedding, optionally concatenated with relation-type features, is fed through
+    ``num_layers`` :class:`torch_geometric.nn.GATConv` layers over the relation graph made undirected
+    (self loops are added by :class:`~torch_geometric.nn.GATConv`), with residual connections:
+
+    .. math::
+        \mathbf{x}^{(0)}_i = \mathbf{W}_{in}\bigl[\mathbf{e}_i \,\Vert\, \mathbf{c}_i\bigr],
+        \qquad
+        \mathbf{c}_i = \operatorname{mean}\bigl(\{\mathbf{u}_{r} : (i, r, j) \in \mathcal{T}\}
+        \cup \{\mathbf{u}_{r + R} : (j, r, i) \in \mathcal{T}\}\bigr),
+
+    .. math::
+        \mathbf{x}^{(l+1)} = \mathbf{x}^{(l)} + \sigma\bigl(\mathrm{GAT}^{(l)}(\mathbf{x}^{(l)})\bigr),
+
+    with :math:`\sigma` = ELU on all but the last layer (identity there) and heads averaged
+    (``concat=False``), so every layer maps :math:`d \to d`. Relation-type features
+    :math:`\mathbf{c}_i` are direction-aware (relation :math:`r` as an outgoing edge and as an incoming
+    edge have separate embeddings); entities without edges get :math:`\mathbf{c}_i = 0`. Without
+    relation features :math:`\mathbf{x}^{(0)}_i = \mathbf{e}_i`.
+
+    This encoder has no loss of its own: its parameters are trained only by the alignment losses, and
+    a model using it sets :math:`\mathcal{L}_{TransE} = 0`.
+
+    Args:
+        num_entities (int): Number of entities :math:`N`.
+        dim (int, optional): Embedding size :math:`d`. (default: :obj:`100`)
+        num_layers (int, optional): Number of GAT layers (:obj:`0` returns the input embedding).
+            (default: :obj:`2`)
+        heads (int, optional): Attention heads per layer (averaged). (default: :obj:`2`)
+        dropout (float, optional): Dropout on attention coefficients and between layers.
+            (default: :obj:`0.0`)
+        num_relations (int, optional): Number of relation types :math:`R`; needed for relation-type
+            features. (default: :obj:`None`)
+        relation_features (bool, optional): Use relation-type features; defaults to
+            :obj:`num_relations is not None`. (default: :obj:`None`)
+
+    Shapes:
+        - **input:** edge indices :math:`(2, |\mathcal{E}|)`, edge types :math:`(|\mathcal{E}|,)`
+          (required with relation features)
+        - **output:** entity embeddings :math:`(N, d)`
+    """
+
+    def __init__(
+        self,
+        num_entities: int,
+        dim: int = 100,
+        num_layers: int = 2,
+        heads: int = 2,
+        dropout: float = 0.0,
+        num_relations: int | None = None,
+        relation_features: bool | None = None,
+    ) -> None:
+        super().__init__()
+        if relation_features is None:
+            relation_features = num_relations is not None
+        if relation_features and (num_relations is None or num_relations < 1):
+            raise ValueError("GATEncoder with relation_features=True needs num_relations >= 1.")
+        if num_entities < 1 or dim < 1 or num_layers < 0 or heads < 1:
+            raise ValueError(
+                "GATEncoder needs num_entities, dim, heads >= 1 and num_layers >= 0, got "
+                f"{num_entities}, {dim}, {heads}, {num_layers}."
+            )
+        self.num_entities = num_entities
+        self.dim = dim
+        self.num_layers = num_layers
+        self.heads = heads
+        self.dropout = dropout
+        self.num_relations = num_relations
+        self.relation_features = relation_features
+        self.embedding = nn.Embedding(num_entities, dim)
+        if relation_features:
+            self.relation_embedding = nn.Embedding(2 * num_relations, dim)
+            self.lin_in = nn.Linear(2 * dim, dim)
+        else:
+            self.relation_embedding = None
+            self.lin_in = None
+        self.convs = nn.ModuleList(
+            GATConv(dim, dim, heads=heads, concat=False, dropout=dropout, add_self_loops=True)
+            for _ in range(num_layers)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Xavier-uniform embeddings; default initialisation of the linear and GAT layers."""
+        nn.init.xavier_uniform_(self.embedding.weight)
+        if self.relation_embedding is not None:
+            nn.init.xavier_uniform_(self.relation_embedding.weight)
+            self.lin_in.reset_parameters()
+        for conv in self.convs:
+            conv.reset_parameters()
+
+    def relation_context(self, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        r"""Mean direction-aware relation-type embedding per entity, shape :math:`(N, d)`."""
+        num_relations = self.num_relations
+        if edge_type.numel() > 0 and (int(edge_type.min()) < 0 or int(edge_type.max()) >= num_relations):
+            raise ValueError(f"GATEncoder: edge_type values must lie in 0..{num_relations - 1}.")
+        ids = torch.cat([edge_type, edge_type + num_relations])
+        nodes = torch.cat([edge_index[0], edge_index[1]])
+        return scatter(self.relation_embedding(ids), nodes, dim=0, dim_size=self.num_entities, reduce="mean")
+
+    def _undirected(self, edge_index: Tensor) -> Tensor:
+        """``to_undirected(edge_index)``, computed once per graph: the relation graph does not change
+        between training steps, and sorting ~10^6 edges every step would dominate a CPU step."""
+        key = (edge_index.data_ptr(), edge_index.size(1), edge_index.device)
+        if getattr(self, "_undirected_key", None) != key:
+            self._undirected_edges = to_undirected(edge_index, num_nodes=self.num_entities)
+            self._undirected_key = key
+        return self._undirected_edges
+
+    def forward(self, edge_index: Tensor, edge_type: Tensor | None = None) -> Tensor:
+        """Entity embeddings :math:`(N, d)` from the relation graph (head -> tail triples)."""
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"GATEncoder expects edge_index of shape [2, E], got {tuple(edge_index.shape)}.")
+        x = self.embedding.weight
+        if self.relation_features:
+            if edge_type is None or edge_type.shape != (edge_index.size(1),):
+                raise ValueError(
+                    "GATEncoder was built with relation-type features: pass edge_type [E] to forward, "
+                    "or build it with relation_features=False."
+                )
+            x = self.lin_in(torch.cat([x, self.relation_context(edge_index, edge_type)], dim=-1))
+        if self.num_layers == 0:
+            return x
+        undirected = self._undirected(edge_index)
+        for i, conv in enumerate(self.convs):
+            out = conv(x, undirected)
+            if i < self.num_layers - 1:
+                out = F.dropout(F.elu(out), p=self.dropout, training=self.training)
+            x = x + out
+        return x
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.num_entities}, dim={self.dim}, "
+            f"num_layers={self.num_layers}, heads={self.heads}, num_relations={self.num_relations})"
+        )
+
+
+class ModalityProjection(nn.Module):
+    r"""Linear projection of a frozen modality feature, Eq. 31 (visual) and Eq. 32 (attribute).
+
+    .. math::
+        \mathbf{h}_o = \begin{cases}
+            \mathbf{W}\mathbf{x} + \mathbf{b} & \text{if the entity has the modality,} \\
+            \mathbf{m} & \text{otherwise,}
+        \end{cases}
+
+    where :math:`\mathbf{m}` is a learned "missing" vector shared by all entities that lack the
+    modality (like BERT's ``[MASK]`` embedding): a missing modality never becomes random noise. With
+    ``in_dim == 0`` (a benchmark without the modality) there is no linear map and every row is
+    :math:`\mathbf{m}`. Features of masked-out rows are never read (they may hold NaN).
+
+    Args:
+        in_dim (int): Feature size :math:`D` (may be :obj:`0`).
+        dim (int, optional): Output size :math:`d`. (default: :obj:`100`)
+
+    Shapes:
+        - **input:** features :math:`(N, D)`, optional mask :math:`(N,)` (bool, all True if None)
+        - **output:** :math:`(N, d)`
+    """
+
+    def __init__(self, in_dim: int, dim: int = 100) -> None:
+        super().__init__()
+        if in_dim < 0 or dim < 1:
+            raise ValueError(f"ModalityProjection needs in_dim >= 0 and dim >= 1, got {in_dim}, {dim}.")
+        self.in_dim = in_dim
+        self.dim = dim
+        self.lin = nn.Linear(in_dim, dim) if in_dim > 0 else None
+        self.missing = nn.Parameter(torch.empty(dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Default :class:`~torch.nn.Linear` init; missing vector :math:`\sim \mathcal{N}(0, 1/d)`."""
+        if self.lin is not None:
+            self.lin.reset_parameters()
+        nn.init.normal_(self.missing, std=1.0 / math.sqrt(self.dim))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if x.dim() != 2 or x.size(1) != self.in_dim:
+            raise ValueError(
+                f"ModalityProjection expects features of shape [N, {self.in_dim}], got {tuple(x.shape)}."
+            )
+        n = x.size(0)
+        missing = self.missing.unsqueeze(0).expand(n, self.dim)
+        if self.lin is None:
+            return missing.clone()
+        if mask is None:
+            return self.lin(x)
+        if mask.shape != (n,):
+            raise ValueError(f"ModalityProjection expects a mask of shape [{n}], got {tuple(mask.shape)}.")
+        mask = mask.to(torch.bool).unsqueeze(-1)
+        # Zero the rows that are not read so that NaN/Inf in them cannot leak into W's gradient.
+        projected = self.lin(x.masked_fill(~mask, 0.0))
+        return torch.where(mask, projected, missing)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.in_dim}, {self.dim})"
+
+
+class Tokenizer(nn.Module):
+    r"""Learned map of a :math:`d`-vector to :math:`T` modality tokens of size :math:`d_t = d / T`.
+
+    .. math::
+        \mathbf{X} = \operatorname{reshape}_{T \times d_t}(\mathbf{W}\mathbf{h} + \mathbf{b})
+
+    Attention blocks of CLAMEA attend over these tokens inside one entity (``docs/CLAMEA.md``).
+
+    Args:
+        dim (int, optional): Input size :math:`d`. (default: :obj:`100`)
+        num_tokens (int, optional): Number of tokens :math:`T`; must divide :math:`d`.
+            (default: :obj:`4`)
+
+    Shapes:
+        - **input:** :math:`(*, d)`
+        - **output:** :math:`(*, T, d / T)`
+    """
+
+    def __init__(self, dim: int = 100, num_tokens: int = 4) -> None:
+        super().__init__()
+        if num_tokens < 1 or dim < 1 or dim % num_tokens != 0:
+            raise ValueError(
+                f"Tokenizer: num_tokens ({num_tokens}) must be >= 1 and divide dim ({dim}); "
+                "choose e.g. dim=100 with num_tokens in {1, 2, 4, 5, 10}."
+            )
+        self.dim = dim
+        self.num_tokens = num_tokens
+        self.token_dim = dim // num_tokens
+        self.lin = nn.Linear(dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.size(-1) != self.dim:
+            raise ValueError(f"Tokenizer expects last dimension {self.dim}, got shape {tuple(x.shape)}.")
+        return self.lin(x).unflatten(-1, (self.num_tokens, self.token_dim))
+
+    @staticmethod
+    def flatten(tokens: Tensor) -> Tensor:
+        r"""Concatenate the tokens: :math:`(*, T, d_t) \to (*, T \cdot d_t)`."""
+        return tokens.flatten(start_dim=-2)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.dim}, num_tokens={self.num_tokens})"

@@ -1,0 +1,336 @@
+"""Training loop: weighted loss terms, iterative pseudo seeds, model selection on validation MRR only,
+checkpoints that carry everything needed to resume or audit a run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from mmea_pyg import __version__
+from mmea_pyg.config import Config
+from mmea_pyg.errors import MMEAError
+from mmea_pyg.evaluation import evaluate
+from mmea_pyg.models.base import AlignmentModel, build_model
+from mmea_pyg.training.iterative import propose_pseudo_seeds
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDivergedError(MMEAError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class CheckpointError(MMEAError):
+    """A checkpoint cannot be read or does not fit the data."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MMEAError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def loss_weights(config: Config) -> dict[str, float]:
+    """Weights of the named loss terms (Eq. 28): ``L_TransE + L_vae + alpha L_m + beta L_s + L_mcl``,
+    plus the pseudo-seed alignment term."""
+    ablations = config.ablations
+    return {
+        "transe": 1.0,
+        "vae": 1.0,
+        "m": 0.0 if "w/o L_m" in ablations else config.train.alpha,
+        "s": 0.0 if "w/o L_s" in ablations else config.train.beta,
+        "mcl": 1.0,
+        "pseudo": config.train.pseudo_weight,
+    }
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; train first (`mmea train --out {path.parent}`)")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({exc}); retrain or pick another file"
+        ) from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not an mmea-pyg checkpoint (format {CHECKPOINT_FORMAT})")
+    return checkpoint
+
+
+def _essential(config: Config) -> dict[str, Any]:
+    """The parts of a config that a resumed run must share with its checkpoint (not the epoch budget,
+    the device, the patience or where files live)."""
+    values = config.to_dict()
+    for section, key in (
+        ("train", "epochs"),
+        ("train", "device"),
+        ("train", "patience"),
+        ("data", "root"),
+        ("data", "mirror"),
+    ):
+        values[section].pop(key)
+    values.pop("out")
+    return values
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    best_epoch: int = -1
+    best_valid_mrr: float = -math.inf
+    history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+class Trainer:
+    """Trains an :class:`~mmea_pyg.models.base.AlignmentModel` on one split of a benchmark.
+
+    Files written under ``config.out``:
+
+    * ``config.yaml``: the full config (seed included).
+    * ``last.pt``: model, optimizer, RNG states, pseudo seeds, epoch and history after the latest
+      evaluation (what ``resume`` continues from).
+    * ``best.pt``: the model with the best validation MRR so far (what ``mmea eval`` evaluates).
+    * ``metrics.jsonl``: one JSON line per evaluation (losses and validation metrics).
+
+    Every file is written to a temporary name and renamed, so an interrupted run leaves the previous
+    complete checkpoint behind.
+    """
+
+    def __init__(self, config: Config, data: HeteroData, progress: bool = True, log_stream=None) -> None:
+        self.config = config
+        self.device = resolve_device(config.train.device)
+        self.data = data.to(self.device)
+        self.out = Path(config.out)
+        self.progress = progress
+        self.log_stream = log_stream if log_stream is not None else sys.stdout
+        seed_everything(config.train.seed)
+        self.model: AlignmentModel = build_model(config, self.data).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+        )
+        self.generator = torch.Generator(device="cpu").manual_seed(config.train.seed)
+        self.weights = loss_weights(config)
+        aligned = self.data["source", "aligned", "target"]
+        self.train_pairs = aligned.edge_index[:, aligned.train_mask]
+        self.valid_pairs = aligned.edge_index[:, aligned.valid_mask]
+        self.test_pairs = aligned.edge_index[:, aligned.test_mask]
+        self.pseudo_pairs: Tensor | None = None
+        self.state = TrainState()
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def _checkpoint(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": __version__,
+            "config": self.config.to_dict(),
+            "seed": self.config.train.seed,
+            "epoch": self.state.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "pseudo_pairs": None if self.pseudo_pairs is None else self.pseudo_pairs.cpu(),
+            "state": self.state.__dict__,
+            "dataset": self.data.dataset_name if "dataset_name" in self.data else None,
+        }
+
+    def resume(self, path: str | os.PathLike | None = None) -> None:
+        """Continue from ``last.pt`` (or ``path``): model, optimizer, RNG, pseudo seeds, epoch."""
+        checkpoint = load_checkpoint(path or self.out / "last.pt", self.device)
+        if _essential(Config.from_dict(checkpoint["config"])) != _essential(self.config):
+            raise CheckpointError(
+                f"{path or self.out / 'last.pt'} was trained with a different config; resume without options "
+                "that change it, or train into a new --out folder"
+            )
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.generator.set_state(checkpoint["generator"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if checkpoint.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        pseudo = checkpoint["pseudo_pairs"]
+        self.pseudo_pairs = None if pseudo is None else pseudo.to(self.device)
+        self.state = TrainState(**checkpoint["state"])
+
+    # ---------------------------------------------------------------------------------- training
+    def _pair_batches(self) -> list[Tensor]:
+        cfg = self.config.train
+        num = self.train_pairs.size(1)
+        order = torch.randperm(num, generator=self.generator).to(self.device)
+        batches = list(self.train_pairs[:, order].split(cfg.pair_batch_size, dim=1))
+        if cfg.steps_per_epoch > 0:
+            batches = [batches[i % len(batches)] for i in range(cfg.steps_per_epoch)]
+        return batches
+
+    def _pseudo_batch(self, size: int) -> Tensor | None:
+        if self.pseudo_pairs is None or self.pseudo_pairs.size(1) == 0:
+            return None
+        count = self.pseudo_pairs.size(1)
+        pick = torch.randperm(count, generator=self.generator)[: min(size, count)].to(self.device)
+        return self.pseudo_pairs[:, pick]
+
+    def train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        totals: dict[str, float] = {}
+        batches = self._pair_batches()
+        for pairs in batches:
+            pseudo = self._pseudo_batch(pairs.size(1))
+            terms = self.model.training_losses(self.data, pairs, pseudo, self.generator)
+            loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
+            if not torch.isfinite(loss):
+                bad = {k: float(v) for k, v in terms.items()}
+                raise TrainingDivergedError(
+                    f"loss became non-finite at epoch {self.state.epoch + 1} ({bad}); the last good checkpoint "
+                    f"is {self.out / 'last.pt'}. Lower train.lr or set train.grad_clip (e.g. --set train.grad_clip=1.0)"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+            self.optimizer.step()
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) / len(batches)
+            totals["total"] = totals.get("total", 0.0) + float(loss) / len(batches)
+        return totals
+
+    def _iterative_due(self, epoch: int) -> bool:
+        cfg = self.config.train
+        if "w/o IT" in self.config.ablations:
+            return False
+        if cfg.iterative_epochs:
+            return epoch in cfg.iterative_epochs
+        return (
+            cfg.iterative_every > 0
+            and epoch >= cfg.iterative_start
+            and (epoch - cfg.iterative_start) % cfg.iterative_every == 0
+        )
+
+    @torch.no_grad()
+    def evaluate(self, pairs: Tensor, csls_k: int = 0) -> dict[str, float]:
+        """Metrics of ``pairs`` ``[2, P]`` with the current model (eval mode)."""
+        self.model.eval()
+        try:
+            chunk = self.config.eval.chunk_size
+            src = self.model.embed(self.data, "source", pairs[0], chunk)
+            tgt = self.model.embed(self.data, "target", pairs[1], chunk)
+            local = torch.arange(pairs.size(1), device=pairs.device).repeat(2, 1)
+            return evaluate(src, tgt, local, ks=tuple(self.config.eval.ks), csls_k=csls_k, chunk_size=chunk)
+        finally:
+            self.model.train()
+
+    def _log(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record)
+        print(line, file=self.log_stream, flush=True)
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+    def fit(self) -> TrainState:
+        """Train for ``config.train.epochs`` epochs (from the current state), evaluating on the
+        validation pairs every ``eval_every`` epochs and at the end; keeps ``best.pt`` by MRR."""
+        cfg = self.config.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.config.save(self.out / "config.yaml")
+        start_epoch = self.state.epoch
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", file=sys.stderr)
+        waited = 0
+        started = time.time() - self.state.elapsed
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            if self._iterative_due(epoch):
+                self.pseudo_pairs = propose_pseudo_seeds(
+                    self.model, self.data, self.train_pairs, self.config.eval.chunk_size
+                )
+            losses = self.train_epoch()
+            self.state.epoch = epoch
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("total", "mcl", "transe")})
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                valid = self.evaluate(self.valid_pairs)
+                self.state.elapsed = time.time() - started
+                record = {
+                    "epoch": epoch,
+                    "time_s": round(self.state.elapsed, 2),
+                    "loss": {k: round(v, 6) for k, v in losses.items()},
+                    "valid": {k: round(v, 6) for k, v in valid.items() if "/" not in k},
+                    "pseudo_seeds": 0 if self.pseudo_pairs is None else int(self.pseudo_pairs.size(1)),
+                }
+                self.state.history.append(record)
+                improved = valid["mrr"] > self.state.best_valid_mrr
+                if improved:
+                    self.state.best_valid_mrr, self.state.best_epoch = valid["mrr"], epoch
+                    waited = 0
+                else:
+                    waited += 1
+                record["best_epoch"] = self.state.best_epoch
+                self._log(record)
+                checkpoint = self._checkpoint()
+                if improved:
+                    atomic_save({**checkpoint, "optimizer": None, "valid": valid}, self.out / "best.pt")
+                atomic_save(checkpoint, self.out / "last.pt")
+                if cfg.patience and waited >= cfg.patience:
+                    break
+        if bar is not None:
+            bar.close()
+        return self.state
+
+
+def train(config: Config, data: HeteroData, resume: bool = False, progress: bool = True) -> Trainer:
+    """Train ``config`` on ``data`` (resuming from ``config.out/last.pt`` if asked) and return the trainer."""
+    trainer = Trainer(config, data, progress=progress)
+    if resume:
+        trainer.resume()
+    trainer.fit()
+    return trainer
+
+
+def load_model(
+    path: str | os.PathLike, data: HeteroData, device: str = "auto"
+) -> tuple[AlignmentModel, Config, dict]:
+    """Rebuild the model of a checkpoint for ``data``; returns ``(model, config, checkpoint)``."""
+    checkpoint = load_checkpoint(path, "cpu")
+    config = Config.from_dict(checkpoint["config"])
+    dev = resolve_device(device)
+    model = build_model(config, data)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path} does not fit dataset {checkpoint.get('dataset')!r}: {exc}") from exc
+    return model.to(dev).eval(), config, checkpoint

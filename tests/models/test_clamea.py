@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from mmea_pyg.config import ABLATIONS, Config
+from mmea_pyg.data.synthetic import toy_alignment
+from mmea_pyg.errors import ConfigError
+from mmea_pyg.models import CLAMEA, build_model
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy_alignment(num_entities=60, attr_dim=12, img_dim=6, seed=1)
+
+
+def make(data, *sets):
+    torch.manual_seed(0)
+    return build_model(Config().override(list(sets)), data)
+
+
+def step_losses(model, data):
+    pairs = data["source", "aligned", "target"].edge_index[:, :16]
+    pseudo = data["source", "aligned", "target"].edge_index[:, 16:24]
+    return model.training_losses(data, pairs, pseudo, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("structure", ["transe", "gat"])
+def test_shapes_and_loss_terms(data, structure):
+    model = make(data, f"model.structure={structure}")
+    out = model(data)
+    assert out["source"].shape == (60, 300) and out["target"].shape == (60, 300)
+    terms = step_losses(model, data)
+    expected = {"vae", "m", "s", "mcl", "pseudo"} | ({"transe"} if structure == "transe" else set())
+    assert set(terms) == expected
+    assert all(torch.isfinite(v) and v.dim() == 0 for v in terms.values())
+    assert "CLAMEA(dim=100" in repr(model)
+
+
+@pytest.mark.parametrize("structure", ["transe", "gat"])
+def test_gradients_reach_every_parameter(data, structure):
+    model = make(data, f"model.structure={structure}")
+    sum(step_losses(model, data).values()).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_embeddings_do_not_depend_on_the_batch(data):
+    model = make(data).eval()
+    structure = model.structure(data, "source")
+    with torch.no_grad():
+        full = model.encode(data, "source", torch.arange(60), structure)["M"]
+        alone = torch.cat(
+            [model.encode(data, "source", torch.tensor([i]), structure)["M"] for i in range(60)]
+        )
+        perm = torch.randperm(60)
+        shuffled = model.encode(data, "source", perm, structure)["M"]
+    torch.testing.assert_close(alone, full, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(shuffled, full[perm], atol=1e-5, rtol=1e-4)
+    chunked = model.embed(data, "source", chunk_size=7)
+    torch.testing.assert_close(chunked, full, atol=1e-5, rtol=1e-4)
+
+
+def test_missing_modality_never_uses_feature_values(data):
+    """Entities without an image get the same visual input whatever their (masked) feature row holds."""
+    model = make(data).eval()
+    changed = data.clone()
+    store = changed["source"]
+    store.x_img = store.x_img.clone()
+    store.x_img[~store.img_mask] = 1000.0
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(changed, "source"), model.embed(data, "source"))
+
+
+@pytest.mark.parametrize("ablation", list(ABLATIONS))
+def test_every_ablation_builds_and_trains(data, ablation):
+    model = make(data, f"model.ablations=[{ablation!r}]")
+    terms = step_losses(model, data)
+    sum(terms.values()).backward()
+    width = 200 if ablation in ("w/o R", "w/o V", "w/o A") else 300
+    assert model(data)["source"].shape == (60, width)
+    if ablation == "w/o DMMG":
+        assert "vae" not in terms and "m" not in terms
+    if ablation == "w/o CMAE":
+        assert "s" not in terms
+
+
+def test_ablations_change_the_model(data):
+    full = make(data)
+    assert make(data, "model.ablations=['w/o MFE']").mfe is None and full.mfe is not None
+    assert make(data, "model.ablations=['w/o G']").dmaff["ar"].use_gate is False
+    assert make(data, "model.ablations=['w/o MAF']").dmaff["ar"].use_flow is False
+
+
+def test_invalid_model_options(data):
+    with pytest.raises(ConfigError, match="divisible"):
+        make(data, "model.dim=30", "model.num_tokens=4")
+    with pytest.raises(ConfigError, match="structure"):
+        make(data, "model.structure=gcn")
+    with pytest.raises(ConfigError, match="unknown model"):
+        make(data, "model.name=nope")
+    with pytest.raises(ConfigError, match="every modality"):
+        make(data, "model.ablations=['w/o R', 'w/o V', 'w/o A']")
+
+
+def test_reset_parameters_reinitialises(data):
+    model = make(data)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.5)
+    model.reset_parameters()
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, torch.full_like(v, 0.5))]
+    assert len(changed) == len(before)
+    assert isinstance(model, CLAMEA)
