@@ -16,7 +16,7 @@ DATASET    ?= fb15k-db15k
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format clean-venv bench-data
+.PHONY: install demo test test-fast lint format clean-venv bench-data bench ablation
 
 install: $(STAMP)
 
@@ -29,7 +29,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: install
 	$(BIN)/mmea download $(DATASET)
-	$(BIN)/mmea info $(DATASET)
+	$(BIN)/mmea info $(DATASET) --format table
+	$(BIN)/mmea train --dataset $(DATASET) --config configs/demo.yaml --out runs/demo
+	$(BIN)/mmea eval --metric hits@1
+	$(BIN)/mmea eval --metric all --csls
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -44,6 +47,20 @@ lint: install
 format: install
 	$(BIN)/ruff format mmea_pyg cli tests
 	$(BIN)/ruff check --fix mmea_pyg cli tests
+
+# Benchmarks are commands, not tests: each writes results/*.json and regenerates BENCHMARKS.md.
+BENCH_CONFIG ?= configs/bench-cpu.yaml
+BENCH_DATASETS ?= fb15k-db15k fb15k-yago15k
+BENCH_RATIOS ?= 0.2
+ABLATIONS ?= "w/o R" "w/o V" "w/o A" "w/o MFE" "w/o DMAFF" "w/o DMMG" "w/o CMAE" "w/o IT" "w/o MAF" "w/o L_m" "w/o L_s" "w/o G"
+
+bench: install
+	$(BIN)/python benchmarks/run_bench.py --config $(BENCH_CONFIG) --datasets $(BENCH_DATASETS) --ratios $(BENCH_RATIOS)
+
+ablation: install
+	for a in $(ABLATIONS); do \
+		$(BIN)/python benchmarks/run_bench.py --config $(BENCH_CONFIG) --datasets fb15k-db15k --ratios 0.2 --ablation "$$a" || exit 1; \
+	done
 
 bench-data: install
 	$(BIN)/python benchmarks/dataset_build.py $(DATASET) --json results/dataset_build_$(DATASET).json

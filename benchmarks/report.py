@@ -38,12 +38,19 @@ def main() -> None:
             f"{fmt(m.get('hits@10'))} | {fmt(m.get('mrr'))} | {fmt(m.get('csls/hits@1'))} | "
             f"{fmt(m.get('csls/mrr'))} | {r['train_wall_s'] / 60:.1f} min | {r['peak_rss_gib']} GiB | {r['machine']} |"
         )
-    lines += ["", "## Published CLAMEA figures (20% seeds)", "",
-              "| dataset | H@1 | H@5 | H@10 | MRR | `w/o V` H@1 | `w/o V` H@10 | `w/o V` MRR |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Published CLAMEA figures (20% seeds)",
+        "",
+        "| dataset | H@1 | H@5 | H@10 | MRR | `w/o V` H@1 | `w/o V` H@10 | `w/o V` MRR |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, card in DATASETS.items():
         p = card.paper
-        lines.append(f"| {name} | {p['hits@1']} | {p['hits@5']} | {p['hits@10']} | {p['mrr']} | "
-                     f"{p['wo_v.hits@1']} | {p['wo_v.hits@10']} | {p['wo_v.mrr']} |")
+        lines.append(
+            f"| {name} | {p['hits@1']} | {p['hits@5']} | {p['hits@10']} | {p['mrr']} | "
+            f"{p['wo_v.hits@1']} | {p['wo_v.hits@10']} | {p['wo_v.mrr']} |"
+        )
     lines += ["", "## Commands", ""]
     for r in records:
         lines += [f"`{r['tag']}`:", "", "```bash", *r["commands"], "```", ""]

@@ -50,7 +50,9 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", nargs="+", default=["fb15k-db15k", "fb15k-yago15k"])
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.2])
     parser.add_argument("--model", default="clamea")
@@ -68,15 +70,38 @@ def main() -> None:
             if args.ablation:
                 tag += "".join("_" + a.replace("w/o ", "wo-").replace("_", "") for a in args.ablation)
             out = REPO / "runs" / "bench" / tag
-            train = [*MMEA, "train", "--dataset", dataset, "--ratio", str(ratio), "--model", args.model,
-                     "--config", args.config, "--out", str(out), "--device", args.device, "--quiet"]
+            train = [
+                *MMEA,
+                "train",
+                "--dataset",
+                dataset,
+                "--ratio",
+                str(ratio),
+                "--model",
+                args.model,
+                "--config",
+                args.config,
+                "--out",
+                str(out),
+                "--device",
+                args.device,
+                "--quiet",
+            ]
             for ablation in args.ablation:
                 train += ["--ablation", ablation]
             for assignment in args.sets:
                 train += ["--set", assignment]
             train_wall, train_peak, train_log = run(train)
-            evaluate = [*MMEA, "eval", "--checkpoint", str(out / "best.pt"), "--csls", "--json",
-                        "--device", args.device]
+            evaluate = [
+                *MMEA,
+                "eval",
+                "--checkpoint",
+                str(out / "best.pt"),
+                "--csls",
+                "--json",
+                "--device",
+                args.device,
+            ]
             eval_wall, eval_peak, eval_out = run(evaluate)
             result = json.loads(eval_out)
             history = [json.loads(line) for line in train_log.splitlines() if line.startswith("{")]
@@ -101,8 +126,11 @@ def main() -> None:
             tmp.write_text(json.dumps(record, indent=2))
             tmp.replace(path)
             m = record["metrics"]
-            print(f"{tag}: hits@1 {m.get('hits@1', float('nan')):.4f} mrr {m.get('mrr', float('nan')):.4f} "
-                  f"train {train_wall:.0f}s peak {record['peak_rss_gib']} GiB", flush=True)
+            print(
+                f"{tag}: hits@1 {m.get('hits@1', float('nan')):.4f} mrr {m.get('mrr', float('nan')):.4f} "
+                f"train {train_wall:.0f}s peak {record['peak_rss_gib']} GiB",
+                flush=True,
+            )
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "report.py")], check=True, cwd=REPO)
 
 

@@ -49,3 +49,18 @@ def mmkg_mirror() -> Path:
     if mirror is None:
         pytest.skip("no MMKG mirror: set MMEA_MIRROR to a folder with the mmkb files")
     return mirror
+
+
+def assert_reset_reinitialises(module, run=None) -> None:
+    """Fill every parameter with a constant, call ``reset_parameters()`` and check each one changed and
+    (with ``run``) that the module still gives finite output."""
+    import torch
+
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(0.123)
+    module.reset_parameters()
+    for name, p in module.named_parameters():
+        assert not torch.all(p == 0.123), name
+    if run is not None:
+        assert torch.isfinite(run()).all()

@@ -212,7 +212,7 @@ class Trainer:
             terms = self.model.training_losses(self.data, pairs, pseudo, self.generator)
             loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
             if not torch.isfinite(loss):
-                bad = {k: float(v) for k, v in terms.items()}
+                bad = {k: float(v.detach()) for k, v in terms.items()}
                 raise TrainingDivergedError(
                     f"loss became non-finite at epoch {self.state.epoch + 1} ({bad}); the last good checkpoint "
                     f"is {self.out / 'last.pt'}. Lower train.lr or set train.grad_clip (e.g. --set train.grad_clip=1.0)"
@@ -224,7 +224,7 @@ class Trainer:
             self.optimizer.step()
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0.0) + float(value.detach()) / len(batches)
-            totals["total"] = totals.get("total", 0.0) + float(loss) / len(batches)
+            totals["total"] = totals.get("total", 0.0) + float(loss.detach()) / len(batches)
         return totals
 
     def _iterative_due(self, epoch: int) -> bool:

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import assert_reset_reinitialises
 from torch import nn
 
 from mmea_pyg.nn.association import CrossModalAssociationExtraction
@@ -60,13 +61,7 @@ def test_cmae_two_modalities():
 def test_cmae_reset_parameters(modalities):
     cmae = make(modalities)
     h = inputs()
-    with torch.no_grad():
-        for p in cmae.parameters():
-            p.fill_(0.123)
-    cmae.reset_parameters()
-    for name, p in cmae.named_parameters():
-        assert not torch.all(p == 0.123), name
-    assert torch.isfinite(cmae(**h)["r"]).all()
+    assert_reset_reinitialises(cmae, lambda: cmae(**h)["r"])
 
 
 @pytest.mark.parametrize("modalities", [("r", "a", "v"), ("a", "v")])

@@ -2,18 +2,9 @@ import math
 
 import pytest
 import torch
+from conftest import assert_reset_reinitialises
 
 from mmea_pyg.nn.attention import DynamicWeightedSum, TokenAttention
-
-
-def assert_reset_reinitialises(module, run):
-    with torch.no_grad():
-        for p in module.parameters():
-            p.fill_(0.123)
-    module.reset_parameters()
-    for name, p in module.named_parameters():
-        assert not torch.all(p == 0.123), name
-    assert torch.isfinite(run()).all()
 
 
 def assert_grads_everywhere(module):

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import assert_reset_reinitialises
 
 from mmea_pyg.nn.attention_flow import ModalAttentionFlowFusion
 
@@ -54,13 +55,7 @@ def test_dmaff_repr_and_bad_input():
 def test_dmaff_reset_parameters(use_flow, use_gate):
     dmaff = make(use_flow=use_flow, use_gate=use_gate)
     a, b = inputs()
-    with torch.no_grad():
-        for p in dmaff.parameters():
-            p.fill_(0.123)
-    dmaff.reset_parameters()
-    for name, p in dmaff.named_parameters():
-        assert not torch.all(p == 0.123), name
-    assert torch.isfinite(dmaff(a, b)["fused"]).all()
+    assert_reset_reinitialises(dmaff, lambda: dmaff(a, b)["fused"])
 
 
 @pytest.mark.parametrize("use_flow,use_gate", SWITCHES)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import assert_reset_reinitialises
 
 from mmea_pyg.nn.enhancement import ModalFeatureEnhancement
 
@@ -21,13 +22,7 @@ def test_mfe_repr_and_bad_input():
 def test_mfe_reset_parameters():
     mfe = ModalFeatureEnhancement()
     x = torch.randn(3, 4, 25)
-    with torch.no_grad():
-        for p in mfe.parameters():
-            p.fill_(0.123)
-    mfe.reset_parameters()
-    for name, p in mfe.named_parameters():
-        assert not torch.all(p == 0.123), name
-    assert torch.isfinite(mfe(x)).all()
+    assert_reset_reinitialises(mfe, lambda: mfe(x))
 
 
 def test_mfe_grads_reach_every_parameter():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import assert_reset_reinitialises
 
 from mmea_pyg.nn.generation import DynamicMissingModalityGeneration, ModalityVAE
 
@@ -57,12 +58,7 @@ def test_vae_elbo_terms_masked_mean():
 
 def test_vae_reset_parameters():
     vae = ModalityVAE(20, hidden_dim=16, latent_dim=8)
-    with torch.no_grad():
-        for p in vae.parameters():
-            p.fill_(0.123)
-    vae.reset_parameters()
-    for name, p in vae.named_parameters():
-        assert not torch.all(p == 0.123), name
+    assert_reset_reinitialises(vae)
 
 
 # DynamicMissingModalityGeneration -------------------------------------------------------------
@@ -87,13 +83,7 @@ def test_dmmg_shapes_and_repr():
 
 def test_dmmg_reset_parameters():
     dmmg = make()
-    with torch.no_grad():
-        for p in dmmg.parameters():
-            p.fill_(0.123)
-    dmmg.reset_parameters()
-    for name, p in dmmg.named_parameters():
-        assert not torch.all(p == 0.123), name
-    assert torch.isfinite(dmmg(*inputs(), ATTR, IMG)["a"]).all()
+    assert_reset_reinitialises(dmmg, lambda: dmmg(*inputs(), ATTR, IMG)["a"])
 
 
 def test_dmmg_grads_reach_every_parameter():

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from mmea_pyg.cli.main import cli
 
 
@@ -17,9 +16,25 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_train_then_eval_defaults(data_root: Path, in_tmp: Path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["train", "--root", str(data_root), "--ratio", "0.5", "--epochs", "2",
-                                 "--set", "train.eval_every=1", "--set", "train.transe_batch_size=8",
-                                 "--device", "cpu", "--quiet"])
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "--root",
+            str(data_root),
+            "--ratio",
+            "0.5",
+            "--epochs",
+            "2",
+            "--set",
+            "train.eval_every=1",
+            "--set",
+            "train.transe_batch_size=8",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [r["epoch"] for r in records] == [1, 2]
@@ -41,9 +56,27 @@ def test_train_then_eval_defaults(data_root: Path, in_tmp: Path):
 def test_train_with_ablation_and_config_file(data_root: Path, in_tmp: Path):
     config = in_tmp / "cfg.yaml"
     config.write_text("train:\n  epochs: 1\n  transe_batch_size: 8\nmodel:\n  structure: gat\n")
-    result = CliRunner().invoke(cli, ["train", "--root", str(data_root), "--config", str(config), "--ratio", "0.5",
-                                      "--ablation", "wo_v", "--ablation", "w/o IT", "--out", "r", "--quiet",
-                                      "--device", "cpu"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--root",
+            str(data_root),
+            "--config",
+            str(config),
+            "--ratio",
+            "0.5",
+            "--ablation",
+            "wo_v",
+            "--ablation",
+            "w/o IT",
+            "--out",
+            "r",
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = (in_tmp / "r" / "config.yaml").read_text()
     assert "structure: gat" in saved and "- w/o V" in saved and "- w/o IT" in saved

@@ -37,10 +37,10 @@ def test_training_beats_an_untrained_model(data, tmp_path):
         config(
             tmp_path,
             "train.epochs=40",
+            "train.steps_per_epoch=5",
+            "train.lr=0.005",
             "train.iterative_start=20",
             "train.iterative_every=10",
-            "train.contrastive=infonce",
-            "train.transe_reduction=mean",
         ),
         data,
         progress=False,
@@ -50,7 +50,7 @@ def test_training_beats_an_untrained_model(data, tmp_path):
     state = trainer.fit()
     after = trainer.evaluate(trainer.valid_pairs)["hits@1"]
     assert state.best_valid_mrr > 0
-    assert after >= before + 0.25, (before, after)
+    assert after >= before + 0.3, (before, after)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [5, 10, 15, 20, 25, 30, 35, 40]
     assert {"mcl", "transe", "total"} <= set(lines[-1]["loss"]) and "mrr" in lines[-1]["valid"]
