@@ -27,18 +27,18 @@ def cli() -> None:
     """Multimodal entity alignment on PyTorch Geometric."""
 
 
+#: The command modules; each exposes ``COMMANDS``.
+COMMAND_MODULES = ("cmd_download", "cmd_info", "cmd_featurize", "cmd_train", "cmd_eval")
+
+
 def _register() -> None:
-    """Attach every command module's command(s) to the group (imported lazily to keep start-up fast)."""
+    """Attach every command module's command(s) to the group."""
     import importlib
-    import pkgutil
 
-    import mmea_pyg.cli as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith("cmd_"):
-            module = importlib.import_module(f"mmea_pyg.cli.{info.name}")
-            for command in getattr(module, "COMMANDS", ()):
-                cli.add_command(command)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"mmea_pyg.cli.{name}")
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 _register()

@@ -293,6 +293,9 @@ class GATEncoder(nn.Module):
             GATConv(dim, dim, heads=heads, concat=False, dropout=dropout, add_self_loops=True)
             for _ in range(num_layers)
         )
+        # to_undirected(edge_index) of the last graph seen, keyed by (data_ptr, size, device).
+        self._undirected_key: tuple | None = None
+        self._undirected_edges: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -317,7 +320,7 @@ class GATEncoder(nn.Module):
         """``to_undirected(edge_index)``, computed once per graph: the relation graph does not change
         between training steps, and sorting ~10^6 edges every step would dominate a CPU step."""
         key = (edge_index.data_ptr(), edge_index.size(1), edge_index.device)
-        if getattr(self, "_undirected_key", None) != key:
+        if self._undirected_key != key:
             self._undirected_edges = to_undirected(edge_index, num_nodes=self.num_entities)
             self._undirected_key = key
         return self._undirected_edges
