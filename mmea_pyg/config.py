@@ -72,7 +72,8 @@ class ModelConfig:
     dim: int = 100
     #: Tokens T per modality embedding (d must be divisible by T).
     num_tokens: int = 4
-    #: Relational encoder: ``transe`` (the paper) or ``gat``.
+    #: Relational encoder: ``transe`` (the paper), ``gat`` (free entity embeddings) or ``gat-attr``
+    #: (inductive GAT over the attribute features).
     structure: str = "transe"
     #: Attention heads of MFE, DMAFF and CMAE.
     heads: int = 2

@@ -15,13 +15,15 @@ from mmea_pyg.losses import contrastive_alignment_loss, infonce_alignment_loss
 from mmea_pyg.models.base import SIDES, AlignmentModel, register_model
 from mmea_pyg.nn.association import CrossModalAssociationExtraction
 from mmea_pyg.nn.attention_flow import ModalAttentionFlowFusion
-from mmea_pyg.nn.encoders import GATEncoder, ModalityProjection, Tokenizer, TransE
+from mmea_pyg.nn.encoders import GATEncoder, InductiveGATEncoder, ModalityProjection, Tokenizer, TransE
 from mmea_pyg.nn.enhancement import ModalFeatureEnhancement
 from mmea_pyg.nn.generation import DynamicMissingModalityGeneration
 
 MODALITIES = ("v", "r", "a")  # the order of the final concatenation, Eq. 26
 FUSED_PAIRS = (("a", "r"), ("v", "r"), ("a", "v"))  # h^{ar}, h^{vr}, h^{av}
 _ABLATION_MODALITY = {"w/o R": "r", "w/o V": "v", "w/o A": "a"}
+#: Relational encoders: TransE (the paper), GAT over free entity embeddings, GAT over attribute features.
+STRUCTURES = ("transe", "gat", "gat-attr")
 
 
 @register_model("clamea")
@@ -59,7 +61,10 @@ class CLAMEA(AlignmentModel):
         heads: Heads of MFE, DMAFF and CMAE (App. F: 2).
         dsum_heads: Heads N_h of the Dsum weights (App. F: 5).
         latent_dim: VAE latent size (App. F: 64).
-        structure: ``"transe"`` (the paper) or ``"gat"``.
+        structure: ``"transe"`` (the paper), ``"gat"`` (GAT over free entity embeddings with
+            relation-type context) or ``"gat-attr"`` (an inductive GAT over the attribute features,
+            shared by both KGs: no per-entity parameters, see
+            :class:`~mmea_pyg.nn.encoders.InductiveGATEncoder`).
         transe_margin: TransE margin gamma (App. F: 1).
         transe_batch_size: Triples per TransE step and KG (App. F: 5000).
         transe_reduction: ``"sum"`` (Eq. 30) or ``"mean"``.
@@ -94,8 +99,8 @@ class CLAMEA(AlignmentModel):
         super().__init__()
         if dim % num_tokens:
             raise ConfigError(f"model.dim={dim} must be divisible by model.num_tokens={num_tokens}")
-        if structure not in ("transe", "gat"):
-            raise ConfigError(f"model.structure must be 'transe' or 'gat', got {structure!r}")
+        if structure not in STRUCTURES:
+            raise ConfigError(f"model.structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
         if contrastive not in ("msnea", "infonce"):
             raise ConfigError(f"train.contrastive must be 'msnea' or 'infonce', got {contrastive!r}")
         self.ablations = frozenset(ablations)
@@ -116,6 +121,9 @@ class CLAMEA(AlignmentModel):
                     for side in SIDES
                 }
             )
+        elif structure == "gat-attr":
+            # One inductive encoder shared by both KGs (no per-entity parameters).
+            self.relational = InductiveGATEncoder(attr_dim, dim, num_layers=gat_layers)
         else:
             self.relational = nn.ModuleDict(
                 {
@@ -203,10 +211,12 @@ class CLAMEA(AlignmentModel):
 
     # ------------------------------------------------------------------------------- embeddings
     def structure(self, data: HeteroData, side: str) -> Tensor:
+        edges = data[side, "relation", side]
+        if self.structure_kind == "gat-attr":
+            return self.relational(data[side].x_attr, data[side].attr_mask, edges.edge_index)
         encoder = self.relational[side]
         if self.structure_kind == "transe":
             return encoder()
-        edges = data[side, "relation", side]
         return encoder(edges.edge_index, edges.edge_type)
 
     def encode(self, data: HeteroData, side: str, index: Tensor, structure: Tensor) -> dict[str, Tensor]:

@@ -23,7 +23,7 @@ def step_losses(model, data):
     return model.training_losses(data, pairs, pseudo, torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("structure", ["transe", "gat"])
+@pytest.mark.parametrize("structure", ["transe", "gat", "gat-attr"])
 def test_shapes_and_loss_terms(data, structure):
     model = make(data, f"model.structure={structure}")
     out = model(data)
@@ -35,7 +35,7 @@ def test_shapes_and_loss_terms(data, structure):
     assert "CLAMEA(dim=100" in repr(model)
 
 
-@pytest.mark.parametrize("structure", ["transe", "gat"])
+@pytest.mark.parametrize("structure", ["transe", "gat", "gat-attr"])
 def test_gradients_reach_every_parameter(data, structure):
     model = make(data, f"model.structure={structure}")
     sum(step_losses(model, data).values()).backward()
@@ -43,8 +43,9 @@ def test_gradients_reach_every_parameter(data, structure):
     assert missing == []
 
 
-def test_embeddings_do_not_depend_on_the_batch(data):
-    model = make(data).eval()
+@pytest.mark.parametrize("structure", ["transe", "gat-attr"])
+def test_embeddings_do_not_depend_on_the_batch(data, structure):
+    model = make(data, f"model.structure={structure}").eval()
     structure = model.structure(data, "source")
     with torch.no_grad():
         full = model.encode(data, "source", torch.arange(60), structure)["M"]
@@ -93,7 +94,7 @@ def test_ablations_change_the_model(data):
 def test_invalid_model_options(data):
     with pytest.raises(ConfigError, match="divisible"):
         make(data, "model.dim=30", "model.num_tokens=4")
-    with pytest.raises(ConfigError, match="structure"):
+    with pytest.raises(ConfigError, match="structure must be one of transe, gat, gat-attr"):
         make(data, "model.structure=gcn")
     with pytest.raises(ConfigError, match="unknown model"):
         make(data, "model.name=nope")

@@ -245,3 +245,31 @@ def test_tokenizer_divisibility_error():
         Tokenizer(dim=100, num_tokens=3)
     with pytest.raises(ValueError, match="last dimension"):
         Tokenizer(dim=8, num_tokens=2)(torch.randn(3, 6))
+
+
+def test_inductive_gat_encoder():
+    torch.manual_seed(0)
+    from mmea_pyg.nn.encoders import InductiveGATEncoder
+
+    enc = InductiveGATEncoder(6, dim=8, num_layers=2)
+    x = torch.randn(5, 6)
+    mask = torch.tensor([True, True, False, True, True])
+    edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    out = enc(x, mask, edge_index)
+    assert out.shape == (5, 8) and "InductiveGATEncoder(6, dim=8" in repr(enc)
+    out.sum().backward()
+    assert all(p.grad is not None and torch.any(p.grad != 0) for p in enc.parameters())
+    # Renumbering the nodes only permutes the output (no per-entity parameters).
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(5)
+    with torch.no_grad():
+        permuted = enc(x[perm], mask[perm], inverse[edge_index])
+    torch.testing.assert_close(permuted, out.detach()[perm])
+    # The masked row's features are never read.
+    x2 = x.clone()
+    x2[2] = float("nan")
+    torch.testing.assert_close(enc(x2, mask, edge_index), out)
+    with pytest.raises(ValueError, match="edge_index"):
+        enc(x, mask, edge_index[0])
+    _assert_reset_reinitialises(enc)
