@@ -100,6 +100,26 @@ class _UndirectedEdges:
         return self._cache[key]
 
 
+def _gat_layers(dim: int, num_layers: int, heads: int, dropout: float) -> nn.ModuleList:
+    """``num_layers`` GAT layers ``d -> d`` with averaged heads and self loops."""
+    return nn.ModuleList(
+        GATConv(dim, dim, heads=heads, concat=False, dropout=dropout, add_self_loops=True)
+        for _ in range(num_layers)
+    )
+
+
+def _residual_gat(
+    x: Tensor, convs: nn.ModuleList, edge_index: Tensor, dropout: float, training: bool
+) -> Tensor:
+    """``x + sigma(GAT(x))`` layer by layer, with ELU and dropout on all but the last layer."""
+    for i, conv in enumerate(convs):
+        out = conv(x, edge_index)
+        if i < len(convs) - 1:
+            out = F.dropout(F.elu(out), p=dropout, training=training)
+        x = x + out
+    return x
+
+
 class TransE(nn.Module):
     r"""TransE relational encoder of CLAMEA's MKE (Bordes et al., 2013; Appendix B.1).
 
@@ -307,10 +327,7 @@ class GATEncoder(nn.Module):
         else:
             self.relation_embedding = None
             self.lin_in = None
-        self.convs = nn.ModuleList(
-            GATConv(dim, dim, heads=heads, concat=False, dropout=dropout, add_self_loops=True)
-            for _ in range(num_layers)
-        )
+        self.convs = _gat_layers(dim, num_layers, heads, dropout)
         self._undirected = _UndirectedEdges()
         self.reset_parameters()
 
@@ -347,12 +364,7 @@ class GATEncoder(nn.Module):
         if self.num_layers == 0:
             return x
         undirected = self._undirected(edge_index, self.num_entities)
-        for i, conv in enumerate(self.convs):
-            out = conv(x, undirected)
-            if i < self.num_layers - 1:
-                out = F.dropout(F.elu(out), p=self.dropout, training=self.training)
-            x = x + out
-        return x
+        return _residual_gat(x, self.convs, undirected, self.dropout, self.training)
 
     def __repr__(self) -> str:
         return (
@@ -469,10 +481,7 @@ class InductiveGATEncoder(nn.Module):
             dropout,
         )
         self.project = ModalityProjection(in_dim, dim)
-        self.convs = nn.ModuleList(
-            GATConv(dim, dim, heads=heads, concat=False, dropout=dropout, add_self_loops=True)
-            for _ in range(num_layers)
-        )
+        self.convs = _gat_layers(dim, num_layers, heads, dropout)
         self._undirected = _UndirectedEdges()
         self.reset_parameters()
 
@@ -490,12 +499,7 @@ class InductiveGATEncoder(nn.Module):
             )
         h = self.project(x, mask)
         undirected = self._undirected(edge_index, h.size(0))
-        for i, conv in enumerate(self.convs):
-            out = conv(h, undirected)
-            if i < self.num_layers - 1:
-                out = F.dropout(F.elu(out), p=self.dropout, training=self.training)
-            h = h + out
-        return h
+        return _residual_gat(h, self.convs, undirected, self.dropout, self.training)
 
     def __repr__(self) -> str:
         return (
