@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmea_pyg.config import ablation_slug
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
@@ -67,8 +69,7 @@ def main() -> None:
     for dataset in args.datasets:
         for ratio in args.ratios:
             tag = args.tag or f"{dataset}_{args.model}_r{ratio:g}"
-            if args.ablation:
-                tag += "".join("_" + a.replace("w/o ", "wo-").replace("_", "") for a in args.ablation)
+            tag += ablation_slug(args.ablation)
             out = REPO / "runs" / "bench" / tag
             train = [
                 *MMEA,

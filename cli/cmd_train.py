@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from mmea_pyg.cli.options import mirror_option, root_option
 
-from mmea_pyg.config import ABLATIONS, Config
+from mmea_pyg.config import ABLATIONS, Config, ablation_slug
 from mmea_pyg.data.registry import DATASETS
 
 RUNS = Path("runs")
@@ -15,7 +15,7 @@ LATEST = RUNS / "LATEST"
 
 
 def default_out(config: Config) -> str:
-    ablations = "".join("_" + a.replace("w/o ", "wo-").replace("_", "") for a in sorted(config.ablations))
+    ablations = ablation_slug(sorted(config.ablations))
     return str(
         RUNS
         / f"{config.data.dataset}_{config.model.name}_r{config.data.ratio:g}_s{config.train.seed}{ablations}"

@@ -46,6 +46,12 @@ def normalize_ablation(name: str) -> str:
     raise ConfigError(f"unknown ablation {name!r}; choose from: {', '.join(ABLATIONS)}")
 
 
+def ablation_slug(ablations) -> str:
+    """File-name suffix of a run with these ablations, in the given order: ``["w/o V", "w/o L_m"]`` ->
+    ``"_wo-V_wo-Lm"`` (empty without ablations)."""
+    return "".join("_" + a.replace("w/o ", "wo-").replace("_", "") for a in ablations)
+
+
 @dataclass
 class DataConfig:
     """Which benchmark and split."""

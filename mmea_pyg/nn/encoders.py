@@ -473,13 +473,11 @@ class InductiveGATEncoder(nn.Module):
             raise ValueError(
                 f"InductiveGATEncoder needs dim, heads >= 1 and num_layers >= 0, got {dim}, {heads}, {num_layers}."
             )
-        self.in_dim, self.dim, self.num_layers, self.heads, self.dropout = (
-            in_dim,
-            dim,
-            num_layers,
-            heads,
-            dropout,
-        )
+        self.in_dim = in_dim
+        self.dim = dim
+        self.num_layers = num_layers
+        self.heads = heads
+        self.dropout = dropout
         self.project = ModalityProjection(in_dim, dim)
         self.convs = _gat_layers(dim, num_layers, heads, dropout)
         self._undirected = _UndirectedEdges()
