@@ -51,6 +51,68 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024**2, stdout
 
 
+def display(cmd: list[str]) -> str:
+    """A recorded command as a user would type it in the repository root."""
+    words = ["python" if w == sys.executable else w.replace(f"{REPO}/", "") for w in cmd]
+    return shlex.join(words)
+
+
+def bench_one(
+    dataset: str,
+    ratio: float,
+    model: str,
+    config: str,
+    ablations: list[str] = (),
+    sets: list[str] = (),
+    tag: str | None = None,
+    device: str = "auto",
+    results: Path = RESULTS,
+) -> dict:
+    """Train and evaluate one configuration in child processes; write and return its result record."""
+    tag = (tag or f"{dataset}_{model}_r{ratio:g}") + ablation_slug(ablations)
+    out = REPO / "runs" / "bench" / tag
+    train = [*MMEA, "train", "--dataset", dataset, "--ratio", str(ratio), "--model", model]
+    train += ["--config", config, "--out", str(out), "--device", device, "--quiet"]
+    for ablation in ablations:
+        train += ["--ablation", ablation]
+    for assignment in sets:
+        train += ["--set", assignment]
+    train_wall, train_peak, train_log = run(train)
+    evaluate = [*MMEA, "eval", "--checkpoint", str(out / "best.pt"), "--csls", "--json", "--device", device]
+    eval_wall, eval_peak, eval_out = run(evaluate)
+    result = json.loads(eval_out)
+    history = [json.loads(line) for line in train_log.splitlines() if line.startswith("{")]
+    record = {
+        "tag": tag,
+        "dataset": dataset,
+        "model": model,
+        "ratio": ratio,
+        "ablations": list(ablations),
+        "config_file": config,
+        "metrics": result["metrics"],
+        "best_epoch": result["epoch"],
+        "train_wall_s": round(train_wall, 1),
+        "eval_wall_s": round(eval_wall, 1),
+        "peak_rss_gib": round(max(train_peak, eval_peak), 2),
+        "machine": machine(),
+        "commands": [display(train), display(evaluate)],
+        "validation_curve": [{"epoch": h["epoch"], **h["valid"]} for h in history],
+        "config": json.loads((out / "eval_test.json").read_text())["config"],
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{tag}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(path)
+    m = record["metrics"]
+    print(
+        f"{tag}: hits@1 {m.get('hits@1', float('nan')):.4f} mrr {m.get('mrr', float('nan')):.4f} "
+        f"train {train_wall:.0f}s peak {record['peak_rss_gib']} GiB",
+        flush=True,
+    )
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,72 +127,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    RESULTS.mkdir(exist_ok=True)
     for dataset in args.datasets:
         for ratio in args.ratios:
-            tag = args.tag or f"{dataset}_{args.model}_r{ratio:g}"
-            tag += ablation_slug(args.ablation)
-            out = REPO / "runs" / "bench" / tag
-            train = [
-                *MMEA,
-                "train",
-                "--dataset",
-                dataset,
-                "--ratio",
-                str(ratio),
-                "--model",
-                args.model,
-                "--config",
-                args.config,
-                "--out",
-                str(out),
-                "--device",
-                args.device,
-                "--quiet",
-            ]
-            for ablation in args.ablation:
-                train += ["--ablation", ablation]
-            for assignment in args.sets:
-                train += ["--set", assignment]
-            train_wall, train_peak, train_log = run(train)
-            evaluate = [
-                *MMEA,
-                "eval",
-                "--checkpoint",
-                str(out / "best.pt"),
-                "--csls",
-                "--json",
-                "--device",
-                args.device,
-            ]
-            eval_wall, eval_peak, eval_out = run(evaluate)
-            result = json.loads(eval_out)
-            history = [json.loads(line) for line in train_log.splitlines() if line.startswith("{")]
-            record = {
-                "tag": tag,
-                "dataset": dataset,
-                "model": args.model,
-                "ratio": ratio,
-                "ablations": args.ablation,
-                "metrics": result["metrics"],
-                "best_epoch": result["epoch"],
-                "train_wall_s": round(train_wall, 1),
-                "eval_wall_s": round(eval_wall, 1),
-                "peak_rss_gib": round(max(train_peak, eval_peak), 2),
-                "machine": machine(),
-                "commands": [shlex.join(train), shlex.join(evaluate)],
-                "validation_curve": [{"epoch": h["epoch"], **h["valid"]} for h in history],
-                "config": json.loads((out / "eval_test.json").read_text())["config"],
-            }
-            path = RESULTS / f"{tag}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record, indent=2))
-            tmp.replace(path)
-            m = record["metrics"]
-            print(
-                f"{tag}: hits@1 {m.get('hits@1', float('nan')):.4f} mrr {m.get('mrr', float('nan')):.4f} "
-                f"train {train_wall:.0f}s peak {record['peak_rss_gib']} GiB",
-                flush=True,
+            bench_one(
+                dataset, ratio, args.model, args.config, args.ablation, args.sets, args.tag, args.device
             )
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "report.py")], check=True, cwd=REPO)
 

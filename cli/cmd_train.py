@@ -56,7 +56,7 @@ def build_config(
     help="Benchmark (default: fb15k-db15k).",
 )
 @click.option("--ratio", type=float, default=None, help="Fraction of seed pairs for training (default 0.2).")
-@click.option("--model", default=None, help="Model name: clamea (default).")
+@click.option("--model", default=None, help="Model name: clamea (default), ricea or mimea.")
 @click.option(
     "--config",
     "config_file",

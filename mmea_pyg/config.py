@@ -89,8 +89,24 @@ class ModelConfig:
     latent_dim: int = 64
     #: TransE margin gamma.
     transe_margin: float = 1.0
-    #: GAT layers when ``structure == "gat"``.
+    #: GAT layers when ``structure`` is ``gat`` or ``gat-attr``.
     gat_layers: int = 2
+    #: Seed anchors (``structure == "gat-attr"`` only): both entities of a training seed pair get the
+    #: same learned code at the encoder's input, so that message passing carries seed identity.
+    anchors: bool = False
+    #: With ``anchors``: ``learned`` codes of width ``dim`` added at the encoder's input, or
+    #: ``propagated``: fixed random codes of width ``anchor_dim`` propagated ``anchor_hops`` steps over
+    #: the relation graph (LightEA's entity view), then projected to ``dim``.
+    anchor_features: str = "learned"
+    anchor_dim: int = 512
+    anchor_hops: int = 2
+    #: With ``anchors``: pseudo seeds of the iterative strategy become anchors too (until replaced).
+    anchor_pseudo: bool = False
+    #: Relation-type features (``structure == "gat-attr"`` only): each entity's mean direction-aware
+    #: relation-type embedding (one table per KG) is added at the encoder's input.
+    relation_context: bool = False
+    #: Entropic regularisation of MIMEA's optimal-transport plan.
+    ot_reg: float = 0.05
     #: Table 2 ablation switches, e.g. ``["w/o V"]``.
     ablations: list[str] = field(default_factory=list)
 
@@ -114,8 +130,14 @@ class TrainConfig:
     contrastive: str = "msnea"
     cl_margin: float = 2.0
     temperature: float = 0.1
+    #: With ``model.anchors``: fraction of a step's seed pairs whose anchor codes are hidden; the
+    #: alignment loss is computed on those pairs, which must be aligned from their context.
+    anchor_holdout: float = 0.5
     alpha: float = 0.01
     beta: float = 0.01
+    #: MIMEA: weights of the optimal-transport modal alignment and of the Beta KL terms.
+    ot_weight: float = 1.0
+    kl_weight: float = 0.01
     #: Weight of the pseudo-seed alignment loss (TMEA: 0.1).
     pseudo_weight: float = 0.1
     #: Epochs at which mutual nearest neighbours become pseudo seeds (empty: every ``iterative_every``).

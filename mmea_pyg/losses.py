@@ -264,7 +264,9 @@ def multimodal_contrastive_loss(
     return total
 
 
-def infonce_alignment_loss(h1: Tensor, h2: Tensor, temperature: float = 0.1) -> Tensor:
+def infonce_alignment_loss(
+    h1: Tensor, h2: Tensor, temperature: float | Tensor = 0.1, mask: Tensor | None = None
+) -> Tensor:
     r"""Symmetric InfoNCE with in-batch negatives: an alternative to :func:`contrastive_alignment_loss`.
 
     Not part of the paper; a documented lever if the MSNEA-style loss underperforms. With
@@ -278,12 +280,18 @@ def infonce_alignment_loss(h1: Tensor, h2: Tensor, temperature: float = 0.1) -> 
     Args:
         h1 (torch.Tensor): :math:`(B, D)`.
         h2 (torch.Tensor): :math:`(B, D)`, row :math:`i` aligned with row :math:`i` of ``h1``.
-        temperature (float, optional): :math:`\tau > 0`. (default: :obj:`0.1`)
+        temperature (float or torch.Tensor, optional): :math:`\tau > 0`; a scalar tensor makes it
+            learnable. (default: :obj:`0.1`)
+        mask (torch.Tensor, optional): :math:`(B,)` bool: only these pairs take part (e.g. the pairs
+            whose two entities both have a modality). (default: :obj:`None`)
     """
     if h1.shape != h2.shape:
         raise ValueError(f"infonce_alignment_loss: h1 {tuple(h1.shape)} and h2 {tuple(h2.shape)} differ.")
-    if temperature <= 0:
-        raise ValueError(f"infonce_alignment_loss: temperature must be > 0, got {temperature}.")
+    if float(temperature) <= 0:
+        raise ValueError(f"infonce_alignment_loss: temperature must be > 0, got {float(temperature)}.")
+    mask = _check_mask(mask, h1.size(0), "mask")
+    if mask is not None:
+        h1, h2 = h1[mask], h2[mask]
     if h1.size(0) == 0:
         return _zero_like_graph(h1, h2)
     logits = F.normalize(_rows(h1), p=2.0, dim=-1) @ F.normalize(_rows(h2), p=2.0, dim=-1).t()

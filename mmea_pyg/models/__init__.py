@@ -2,5 +2,17 @@
 
 from mmea_pyg.models.base import MODELS, AlignmentModel, build_model, register_model
 from mmea_pyg.models.clamea import CLAMEA
+from mmea_pyg.models.knowledge import KnowledgeEncoder
+from mmea_pyg.models.mimea import MIMEA
+from mmea_pyg.models.ricea import RICEA
 
-__all__ = ["MODELS", "AlignmentModel", "CLAMEA", "build_model", "register_model"]
+__all__ = [
+    "CLAMEA",
+    "MIMEA",
+    "MODELS",
+    "RICEA",
+    "AlignmentModel",
+    "KnowledgeEncoder",
+    "build_model",
+    "register_model",
+]

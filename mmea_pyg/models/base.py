@@ -28,8 +28,9 @@ class AlignmentModel(nn.Module, ABC):
     """
 
     @abstractmethod
-    def structure(self, data: HeteroData, side: str) -> Tensor:
-        """Relational embeddings of every entity of ``side``, :math:`(N, d)`."""
+    def structure(self, data: HeteroData, side: str, hidden: Tensor | None = None) -> Tensor:
+        """Relational embeddings of every entity of ``side``, :math:`(N, d)`; ``hidden`` :math:`(N_1,)`
+        flags the source entities whose seed anchors a training step hides (models with anchors)."""
 
     @abstractmethod
     def encode(self, data: HeteroData, side: str, index: Tensor, structure: Tensor) -> dict[str, Tensor]:
@@ -46,6 +47,49 @@ class AlignmentModel(nn.Module, ABC):
     ) -> dict[str, Tensor]:
         """Unweighted loss terms for one step on the seed pairs ``pairs`` :math:`(2, B)` and the
         pseudo seeds ``pseudo_pairs`` :math:`(2, B')` (global entity indices)."""
+
+    def encode_pairs(
+        self,
+        data: HeteroData,
+        pairs: Tensor,
+        pseudo_pairs: Tensor | None = None,
+        hidden: Tensor | None = None,
+    ) -> tuple[dict[str, dict[str, Tensor]], dict[str, dict[str, Tensor]] | None, dict[str, Tensor]]:
+        """Encode the entities of the seed pairs :math:`(2, B)` and pseudo seeds :math:`(2, B')` of a
+        training step, one pass per KG side.
+
+        Returns:
+            ``(seed, pseudo, terms)``: ``seed[side]`` and ``pseudo[side]`` are the outputs of
+            :meth:`encode` restricted to the rows of the seed and pseudo pairs (``pseudo`` is
+            :obj:`None` without pseudo seeds); ``terms`` holds the ``loss_*`` outputs, averaged over the
+            two sides, without the prefix.
+        """
+        num_seed = pairs.size(1)
+        if pseudo_pairs is not None and pseudo_pairs.numel():
+            pairs = torch.cat([pairs, pseudo_pairs], dim=1)
+        outs = {
+            side: self.encode(data, side, pairs[i], self.structure(data, side, hidden))
+            for i, side in enumerate(SIDES)
+        }
+        terms = {
+            key.removeprefix("loss_"): (outs["source"][key] + outs["target"][key]) / 2
+            for key in outs["source"]
+            if key.startswith("loss_")
+        }
+
+        def rows(part: slice) -> dict[str, dict[str, Tensor]]:
+            return {
+                side: {k: v[part] for k, v in outs[side].items() if not k.startswith("loss_")}
+                for side in SIDES
+            }
+
+        pseudo = rows(slice(num_seed, None)) if pairs.size(1) > num_seed else None
+        return rows(slice(0, num_seed)), pseudo, terms
+
+    def update_pseudo_seeds(self, pairs: Tensor) -> None:
+        """Called by the trainer with each new set of pseudo seeds :math:`(2, K)`. Models whose
+        embeddings depend on them (e.g. CLAMEA with ``model.anchor_pseudo``) keep them in a buffer,
+        so that checkpoints carry them; the default ignores them."""
 
     def forward(self, data: HeteroData) -> dict[str, Tensor]:
         """Final embeddings of every entity: ``{"source": [N1, D], "target": [N2, D]}``."""

@@ -259,3 +259,36 @@ class DynamicWeightedSum(nn.Module):
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.dim}, heads={self.heads})"
+
+
+def modality_self_attention(
+    attention: nn.MultiheadAttention, x: Tensor, mask: Tensor | None, name: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Self-attention over the modalities of each entity, missing modalities masked as keys.
+
+    Args:
+        attention (torch.nn.MultiheadAttention): A ``batch_first`` attention of width :math:`d`.
+        x (torch.Tensor): Modality embeddings :math:`(N, |\mathcal{M}|, d)`; one entity per row, so
+            no entity attends to another.
+        mask (torch.Tensor, optional): :math:`(N, |\mathcal{M}|)` bool, :obj:`True` where the entity
+            has the modality (:obj:`None`: all present).
+        name (str): The calling module, for error messages.
+
+    Returns:
+        ``(out, safe, has_any)``: the attention outputs :math:`(N, |\mathcal{M}|, d)`, the key mask
+        actually used :math:`(N, |\mathcal{M}|)` (an entity without any modality attends over all,
+        so that no row is all-masked) and whether each entity has any modality :math:`(N, 1)`.
+    """
+    if x.dim() != 3 or x.size(-1) != attention.embed_dim:
+        raise ValueError(f"{name} expects [N, M, {attention.embed_dim}], got {tuple(x.shape)}.")
+    n, m, _ = x.shape
+    if mask is None:
+        mask = torch.ones(n, m, dtype=torch.bool, device=x.device)
+    elif mask.shape != (n, m) or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a bool tensor of shape [{n}, {m}], got {mask.dtype} {tuple(mask.shape)}."
+        )
+    has_any = mask.any(dim=-1, keepdim=True)
+    safe = mask | ~has_any
+    out, _ = attention(x, x, x, key_padding_mask=~safe, need_weights=False)
+    return out, safe, has_any

@@ -27,7 +27,17 @@ from torch_geometric.utils import scatter, to_undirected
 
 from mmea_pyg.losses import transe_margin_loss
 
-__all__ = ["GATEncoder", "ModalityProjection", "Tokenizer", "TransE", "corrupt_triples"]
+__all__ = [
+    "AnchorPropagation",
+    "GATEncoder",
+    "InductiveGATEncoder",
+    "ModalityProjection",
+    "RelationContext",
+    "SeedAnchors",
+    "Tokenizer",
+    "TransE",
+    "corrupt_triples",
+]
 
 
 def _random_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
@@ -98,6 +108,19 @@ class _UndirectedEdges:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = to_undirected(edge_index, num_nodes=num_nodes)
         return self._cache[key]
+
+
+def _relation_context(
+    embedding: nn.Embedding, edge_index: Tensor, edge_type: Tensor, num_relations: int, num_nodes: int
+) -> Tensor:
+    r"""Mean of the direction-aware relation-type embeddings of each node's edges, :math:`(N, d)`:
+    rows ``r`` of ``embedding`` for outgoing edges of type ``r``, rows ``r + R`` for incoming ones;
+    zero for nodes without edges."""
+    if edge_type.numel() > 0 and (int(edge_type.min()) < 0 or int(edge_type.max()) >= num_relations):
+        raise ValueError(f"edge_type values must lie in 0..{num_relations - 1}.")
+    ids = torch.cat([edge_type, edge_type + num_relations])
+    nodes = torch.cat([edge_index[0], edge_index[1]])
+    return scatter(embedding(ids), nodes, dim=0, dim_size=num_nodes, reduce="mean")
 
 
 def _gat_layers(dim: int, num_layers: int, heads: int, dropout: float) -> nn.ModuleList:
@@ -342,12 +365,9 @@ class GATEncoder(nn.Module):
 
     def relation_context(self, edge_index: Tensor, edge_type: Tensor) -> Tensor:
         r"""Mean direction-aware relation-type embedding per entity, shape :math:`(N, d)`."""
-        num_relations = self.num_relations
-        if edge_type.numel() > 0 and (int(edge_type.min()) < 0 or int(edge_type.max()) >= num_relations):
-            raise ValueError(f"GATEncoder: edge_type values must lie in 0..{num_relations - 1}.")
-        ids = torch.cat([edge_type, edge_type + num_relations])
-        nodes = torch.cat([edge_index[0], edge_index[1]])
-        return scatter(self.relation_embedding(ids), nodes, dim=0, dim_size=self.num_entities, reduce="mean")
+        return _relation_context(
+            self.relation_embedding, edge_index, edge_type, self.num_relations, self.num_entities
+        )
 
     def forward(self, edge_index: Tensor, edge_type: Tensor | None = None) -> Tensor:
         """Entity embeddings :math:`(N, d)` from the relation graph (head -> tail triples)."""
@@ -387,29 +407,43 @@ class ModalityProjection(nn.Module):
     ``in_dim == 0`` (a benchmark without the modality) there is no linear map and every row is
     :math:`\mathbf{m}`. Features of masked-out rows are never read (they may hold NaN).
 
+    With ``hidden > 0`` the linear map becomes a two-layer MLP
+    :math:`\mathbf{W}_2\,\mathrm{ReLU}(\mathbf{W}_1\mathbf{x} + \mathbf{b}_1) + \mathbf{b}_2` (MIMEA's
+    "MLP encoders").
+
     Args:
         in_dim (int): Feature size :math:`D` (may be :obj:`0`).
         dim (int, optional): Output size :math:`d`. (default: :obj:`100`)
+        hidden (int, optional): Hidden width of the MLP; :obj:`0` for the linear map.
+            (default: :obj:`0`)
 
     Shapes:
         - **input:** features :math:`(N, D)`, optional mask :math:`(N,)` (bool, all True if None)
         - **output:** :math:`(N, d)`
     """
 
-    def __init__(self, in_dim: int, dim: int = 100) -> None:
+    def __init__(self, in_dim: int, dim: int = 100, hidden: int = 0) -> None:
         super().__init__()
-        if in_dim < 0 or dim < 1:
-            raise ValueError(f"ModalityProjection needs in_dim >= 0 and dim >= 1, got {in_dim}, {dim}.")
+        if in_dim < 0 or dim < 1 or hidden < 0:
+            raise ValueError(
+                f"ModalityProjection needs in_dim >= 0, dim >= 1 and hidden >= 0, got {in_dim}, {dim}, {hidden}."
+            )
         self.in_dim = in_dim
         self.dim = dim
-        self.lin = nn.Linear(in_dim, dim) if in_dim > 0 else None
+        self.hidden = hidden
+        self.lin: nn.Module | None = None
+        if in_dim > 0:
+            self.lin = nn.Linear(in_dim, dim)
+            if hidden:
+                self.lin = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         self.missing = nn.Parameter(torch.empty(dim))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         r"""Default :class:`~torch.nn.Linear` init; missing vector :math:`\sim \mathcal{N}(0, 1/d)`."""
-        if self.lin is not None:
-            self.lin.reset_parameters()
+        for module in () if self.lin is None else self.lin.modules():
+            if isinstance(module, nn.Linear):
+                module.reset_parameters()
         nn.init.normal_(self.missing, std=1.0 / math.sqrt(self.dim))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -431,7 +465,8 @@ class ModalityProjection(nn.Module):
         return torch.where(mask, projected, missing)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.in_dim}, {self.dim})"
+        hidden = f", hidden={self.hidden}" if self.hidden else ""
+        return f"{self.__class__.__name__}({self.in_dim}, {self.dim}{hidden})"
 
 
 class InductiveGATEncoder(nn.Module):
@@ -489,13 +524,25 @@ class InductiveGATEncoder(nn.Module):
         for conv in self.convs:
             conv.reset_parameters()
 
-    def forward(self, x: Tensor, mask: Tensor | None, edge_index: Tensor) -> Tensor:
-        """Entity embeddings :math:`(N, d)` from features ``x`` :math:`(N, D)` and the relation graph."""
+    def forward(
+        self, x: Tensor, mask: Tensor | None, edge_index: Tensor, context: Tensor | None = None
+    ) -> Tensor:
+        """Entity embeddings :math:`(N, d)` from features ``x`` :math:`(N, D)`, the relation graph and
+        an optional additive input ``context`` :math:`(N, d)` (seed anchor codes of
+        :class:`SeedAnchors`, relation-type features of :class:`RelationContext`), added to the
+        projected features before the first layer."""
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(
                 f"InductiveGATEncoder expects edge_index of shape [2, E], got {tuple(edge_index.shape)}."
             )
         h = self.project(x, mask)
+        if context is not None:
+            if context.shape != h.shape:
+                raise ValueError(
+                    f"InductiveGATEncoder expects a context input of shape {tuple(h.shape)}, "
+                    f"got {tuple(context.shape)}."
+                )
+            h = h + context
         undirected = self._undirected(edge_index, h.size(0))
         return _residual_gat(h, self.convs, undirected, self.dropout, self.training)
 
@@ -503,6 +550,199 @@ class InductiveGATEncoder(nn.Module):
         return (
             f"{self.__class__.__name__}({self.in_dim}, dim={self.dim}, num_layers={self.num_layers}, "
             f"heads={self.heads})"
+        )
+
+
+class RelationContext(nn.Module):
+    r"""Relation-type features of the entities of one KG: the mean of learned, direction-aware
+    relation-type embeddings over each entity's edges,
+
+    .. math::
+        \mathbf{c}_i = \operatorname{mean}\bigl(\{\mathbf{u}_{r} : (i, r, j) \in \mathcal{T}\}
+        \cup \{\mathbf{u}_{r + R} : (j, r, i) \in \mathcal{T}\}\bigr)
+
+    (zero for entities without edges). One row per relation type and direction, shared by every entity
+    with such an edge, so the features generalise to entities no seed pair touches. Used as an
+    additive input of :class:`InductiveGATEncoder` (``model.relation_context``).
+
+    Args:
+        num_relations (int): Relation types :math:`R` of the KG.
+        dim (int, optional): Feature size :math:`d`. (default: :obj:`100`)
+
+    Shapes:
+        - **input:** edge indices :math:`(2, |\mathcal{E}|)`, edge types :math:`(|\mathcal{E}|,)`,
+          number of entities :math:`N`
+        - **output:** :math:`(N, d)`
+    """
+
+    def __init__(self, num_relations: int, dim: int = 100) -> None:
+        super().__init__()
+        if num_relations < 1 or dim < 1:
+            raise ValueError(
+                f"RelationContext needs num_relations >= 1 and dim >= 1, got {num_relations}, {dim}."
+            )
+        self.num_relations = num_relations
+        self.embedding = nn.Embedding(2 * num_relations, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Rows :math:`\sim \mathcal{N}(0, 1/d)`, on the scale of a projected feature."""
+        nn.init.normal_(self.embedding.weight, std=1.0 / math.sqrt(self.embedding.embedding_dim))
+
+    def forward(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> Tensor:
+        return _relation_context(self.embedding, edge_index, edge_type, self.num_relations, num_nodes)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.num_relations}, dim={self.embedding.embedding_dim})"
+
+
+class SeedAnchors(nn.Module):
+    r"""Anchor codes of the training seed pairs, shared by both entities of a pair.
+
+    .. math::
+        \mathbf{c}_i = \begin{cases}
+            \mathbf{e}_k & \text{if entity } i \text{ is in visible seed pair } k, \\
+            \mathbf{0} & \text{otherwise,}
+        \end{cases}
+
+    where :math:`\mathbf{e}_k` is a learned row indexed by the pair's source entity. Added to the
+    input of an :class:`InductiveGATEncoder`, the codes let message passing carry *which seeds an
+    entity is connected to*: two entities whose neighbourhoods contain the same seeds receive the same
+    codes in both KGs. This is the parameter sharing of seed pairs that structure-based alignment
+    models use (MTransE, IPTransE, JAPE and MMEA share or swap the embeddings of seed entities), moved
+    to the input of an inductive encoder. A code belongs to a *pair*, never to one side, so it cannot
+    memorise a pair's alignment; during training the trainer hides the codes of the pairs a step is
+    scored on (``train.anchor_holdout``) so that those pairs must be aligned from their context.
+
+    Args:
+        num_source (int): Entities of the source KG (one potential code per source entity).
+        dim (int, optional): Code size :math:`d`. (default: :obj:`100`)
+
+    Shapes:
+        - **input:** seed pairs :math:`(2, K)` (source, target ids), entity counts ``(N1, N2)``
+        - **output:** codes ``(source (N1, d), target (N2, d))``
+    """
+
+    def __init__(self, num_source: int, dim: int = 100) -> None:
+        super().__init__()
+        if num_source < 1 or dim < 1:
+            raise ValueError(f"SeedAnchors needs num_source >= 1 and dim >= 1, got {num_source}, {dim}.")
+        self.embedding = nn.Embedding(num_source, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Codes :math:`\sim \mathcal{N}(0, 1/d)`, on the scale of a projected feature."""
+        nn.init.normal_(self.embedding.weight, std=1.0 / math.sqrt(self.embedding.embedding_dim))
+
+    def forward(self, pairs: Tensor, num_nodes: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        if pairs.dim() != 2 or pairs.size(0) != 2:
+            raise ValueError(f"SeedAnchors expects seed pairs of shape [2, K], got {tuple(pairs.shape)}.")
+        codes = self.embedding(pairs[0])
+        out = []
+        for row, n in zip(pairs, num_nodes, strict=True):
+            # index_add (not assignment): an entity in two seed pairs gets both codes.
+            out.append(codes.new_zeros(n, codes.size(1)).index_add(0, row, codes))
+        return out[0], out[1]
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.embedding.num_embeddings}, dim={self.embedding.embedding_dim})"
+        )
+
+
+class AnchorPropagation(nn.Module):
+    r"""Seed-anchor labels propagated over the relation graph (the entity view of LightEA, Mao et al.,
+    EMNLP 2022), projected to :math:`d`: a non-parametric structure feature that every entity gets from
+    the seeds in its neighbourhood.
+
+    Each seed pair :math:`k` has a fixed random unit code :math:`\mathbf{c}_k \in \mathbb{R}^{D}`
+    (indexed by its source entity, the same on both sides). With :math:`\mathbf{L}^{(0)}` holding the
+    codes on the seed entities of one KG and zeros elsewhere, and :math:`\hat{\mathbf{A}}` the
+    row-normalised adjacency of the undirected relation graph (no self loops):
+
+    .. math::
+        \mathbf{L}^{(k)} = \mathrm{normalize}\bigl(\hat{\mathbf{A}} \mathbf{L}^{(k-1)}\bigr), \qquad
+        \mathbf{h}_i = \mathbf{W}\,[\mathbf{L}^{(1)}_i \,\|\, \dots \,\|\, \mathbf{L}^{(K)}_i] + \mathbf{b}.
+
+    Two entities whose neighbourhoods hold the same seeds get the same propagated labels in both KGs.
+    The propagation has no parameters and runs without gradient; only the projection
+    :math:`\mathbf{W}, \mathbf{b}` is learned. Random codes of a few hundred dimensions are nearly
+    orthogonal, which learned codes of width :math:`d` are not.
+
+    Args:
+        num_source (int): Entities of the source KG (one potential code per source entity).
+        dim (int, optional): Output size :math:`d`. (default: :obj:`100`)
+        code_dim (int, optional): Code size :math:`D`. (default: :obj:`512`)
+        hops (int, optional): Propagation steps :math:`K`. (default: :obj:`2`)
+        seed (int, optional): Seed of the random codes (a buffer rebuilt from the seed, not saved).
+            (default: :obj:`0`)
+
+    Shapes:
+        - **input:** seed pairs :math:`(2, K)`, the side (0 source, 1 target), the KG's edge indices
+          :math:`(2, |\mathcal{E}|)` and its number of entities :math:`N`
+        - **output:** :math:`(N, d)`
+    """
+
+    def __init__(
+        self, num_source: int, dim: int = 100, code_dim: int = 512, hops: int = 2, seed: int = 0
+    ) -> None:
+        super().__init__()
+        if num_source < 1 or dim < 1 or code_dim < 1 or hops < 1:
+            raise ValueError(
+                f"AnchorPropagation needs num_source, dim, code_dim, hops >= 1, got {num_source}, {dim}, {code_dim}, {hops}."
+            )
+        self.code_dim, self.hops, self.seed = code_dim, hops, seed
+        generator = torch.Generator().manual_seed(seed)
+        codes = F.normalize(torch.randn(num_source, code_dim, generator=generator), dim=-1)
+        self.register_buffer("codes", codes, persistent=False)  # rebuilt from ``seed``, not saved
+        self.lin = nn.Linear(hops * code_dim, dim)
+        self._adjacency: dict[tuple, Tensor] = {}
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Re-initialises the projection (the codes are fixed by ``seed``)."""
+        self.lin.reset_parameters()
+
+    def adjacency(self, edge_index: Tensor, num_nodes: int) -> Tensor:
+        """Row-normalised sparse adjacency of the undirected graph, cached per graph."""
+        key = (edge_index.data_ptr(), edge_index.size(1), edge_index.device, num_nodes)
+        if key not in self._adjacency:
+            if len(self._adjacency) >= 4:
+                self._adjacency.pop(next(iter(self._adjacency)))
+            undirected = to_undirected(edge_index, num_nodes=num_nodes)
+            undirected = undirected[:, undirected[0] != undirected[1]]
+            degree = torch.bincount(undirected[0], minlength=num_nodes).clamp_min(1).to(torch.float)
+            values = 1.0 / degree[undirected[0]]
+            shape = (num_nodes, num_nodes)
+            self._adjacency[key] = torch.sparse_coo_tensor(
+                undirected, values, shape, check_invariants=True
+            ).coalesce()
+        return self._adjacency[key]
+
+    @torch.no_grad()
+    def propagate(self, pairs: Tensor, side: int, edge_index: Tensor, num_nodes: int) -> Tensor:
+        r"""The propagated labels :math:`[\mathbf{L}^{(1)} \| \dots \| \mathbf{L}^{(K)}]`, :math:`(N, KD)`."""
+        if pairs.dim() != 2 or pairs.size(0) != 2:
+            raise ValueError(
+                f"AnchorPropagation expects seed pairs of shape [2, K], got {tuple(pairs.shape)}."
+            )
+        labels = self.codes.new_zeros(num_nodes, self.code_dim).index_add(
+            0, pairs[side], self.codes[pairs[0]]
+        )
+        adjacency = self.adjacency(edge_index, num_nodes)
+        hops = []
+        for _ in range(self.hops):
+            labels = F.normalize(torch.sparse.mm(adjacency, labels), dim=-1)
+            hops.append(labels)
+        return torch.cat(hops, dim=-1)
+
+    def forward(self, pairs: Tensor, side: int, edge_index: Tensor, num_nodes: int) -> Tensor:
+        return self.lin(self.propagate(pairs, side, edge_index, num_nodes))
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}({self.codes.size(0)}, dim={self.lin.out_features}, "
+            f"code_dim={self.code_dim}, hops={self.hops})"
         )
 
 

@@ -54,7 +54,7 @@ def seed_everything(seed: int) -> None:
 
 def loss_weights(config: Config) -> dict[str, float]:
     """Weights of the named loss terms (Eq. 28): ``L_TransE + L_vae + alpha L_m + beta L_s + L_mcl``,
-    plus the pseudo-seed alignment term."""
+    plus the pseudo-seed alignment term and MIMEA's optimal-transport and Beta-KL terms."""
     ablations = config.ablations
     return {
         "transe": 1.0,
@@ -63,6 +63,8 @@ def loss_weights(config: Config) -> dict[str, float]:
         "s": 0.0 if "w/o L_s" in ablations else config.train.beta,
         "mcl": 1.0,
         "pseudo": config.train.pseudo_weight,
+        "ot": config.train.ot_weight,
+        "kl": config.train.kl_weight,
     }
 
 
@@ -264,6 +266,8 @@ class Trainer:
         cfg = self.config.train
         self.out.mkdir(parents=True, exist_ok=True)
         self.config.save(self.out / "config.yaml")
+        if self.state.epoch == 0:  # a fresh run does not inherit the log of an earlier run in this folder
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
         start_epoch = self.state.epoch
         bar = None
         if self.progress:
@@ -277,6 +281,7 @@ class Trainer:
                 self.pseudo_pairs = propose_pseudo_seeds(
                     self.model, self.data, self.train_pairs, self.config.eval.chunk_size
                 )
+                self.model.update_pseudo_seeds(self.pseudo_pairs)
             losses = self.train_epoch()
             self.state.epoch = epoch
             if bar is not None:

@@ -100,6 +100,10 @@ def test_invalid_model_options(data):
         make(data, "model.name=nope")
     with pytest.raises(ConfigError, match="every modality"):
         make(data, "model.ablations=['w/o R', 'w/o V', 'w/o A']")
+    with pytest.raises(ConfigError, match="anchors=true needs model.structure=gat-attr"):
+        make(data, "model.anchors=true")
+    with pytest.raises(ConfigError, match="anchor_holdout"):
+        make(data, "model.structure=gat-attr", "model.anchors=true", "train.anchor_holdout=1.0")
 
 
 def test_reset_parameters_reinitialises(data):
@@ -112,3 +116,77 @@ def test_reset_parameters_reinitialises(data):
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, torch.full_like(v, 0.5))]
     assert len(changed) == len(before)
     assert isinstance(model, CLAMEA)
+
+
+ANCHORED = ("model.structure=gat-attr", "model.anchors=true", "model.relation_context=true")
+
+
+def test_seed_anchors_reach_neighbours_and_can_be_hidden(data):
+    model = make(data, "model.structure=gat-attr", "model.anchors=true").eval()
+    aligned = data["source", "aligned", "target"]
+    seeds = aligned.edge_index[:, aligned.train_mask]
+    with torch.no_grad():
+        visible = model.structure(data, "target")
+        all_hidden = model.structure(data, "target", torch.ones(60, dtype=torch.bool))
+        no_anchor = model.knowledge.encoder(
+            data["target"].x_attr, data["target"].attr_mask, data["target", "relation", "target"].edge_index
+        )
+    # Hiding every seed is the same as having no anchors; visible anchors change the seed targets.
+    torch.testing.assert_close(all_hidden, no_anchor)
+    changed = (visible - all_hidden).abs().sum(-1) > 1e-6
+    assert torch.all(changed[seeds[1]])
+
+
+def test_seed_anchors_train_on_the_hidden_pairs(data):
+    model = make(data, *ANCHORED)
+    aligned = data["source", "aligned", "target"]
+    pairs = aligned.edge_index[:, aligned.train_mask]
+    torch.manual_seed(0)  # the VAEs sample from the global generator
+    first = model.training_losses(data, pairs, None, torch.Generator().manual_seed(3))
+    torch.manual_seed(0)
+    again = model.training_losses(data, pairs, None, torch.Generator().manual_seed(3))
+    assert first["mcl"].item() == pytest.approx(again["mcl"].item())
+    sum(first.values()).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_relation_context_is_per_kg_and_needs_gat_attr(data):
+    model = make(data, "model.structure=gat-attr", "model.relation_context=true")
+    assert set(model.knowledge.relation_context) == {"source", "target"}
+    with pytest.raises(ConfigError, match="relation_context=true needs model.structure=gat-attr"):
+        make(data, "model.relation_context=true")
+
+
+def test_pseudo_anchors_are_kept_in_the_checkpoint_state(data):
+    model = make(data, *ANCHORED, "model.anchor_pseudo=true").eval()
+    aligned = data["source", "aligned", "target"]
+    pseudo = aligned.edge_index[:, aligned.test_mask][:, :5]
+    with torch.no_grad():
+        before = model.structure(data, "target")
+        model.update_pseudo_seeds(pseudo)
+        after = model.structure(data, "target")
+    assert not torch.allclose(before[pseudo[1]], after[pseudo[1]])
+    fresh = make(data, *ANCHORED, "model.anchor_pseudo=true").eval()
+    fresh.load_state_dict(model.state_dict())  # a different number of pseudo anchors loads
+    assert torch.equal(fresh.knowledge.pseudo_anchors, pseudo)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.structure(data, "target"), after)
+    fresh.reset_parameters()
+    assert fresh.knowledge.pseudo_anchors.shape == (2, 0)
+    # Without anchor_pseudo the hook changes nothing.
+    plain = make(data, *ANCHORED)
+    plain.update_pseudo_seeds(pseudo)
+    assert plain.knowledge.pseudo_anchors is None
+    with pytest.raises(ConfigError, match="anchor_pseudo=true needs model.anchors=true"):
+        make(data, "model.structure=gat-attr", "model.anchor_pseudo=true")
+
+
+def test_propagated_anchors(data):
+    model = make(data, *ANCHORED, "model.anchor_features=propagated", "model.anchor_dim=32")
+    assert "AnchorPropagation" in repr(model.knowledge.anchors)
+    sum(step_losses(model, data).values()).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+    with pytest.raises(ConfigError, match="anchor_features"):
+        make(data, *ANCHORED, "model.anchor_features=random")

@@ -273,3 +273,87 @@ def test_inductive_gat_encoder():
     with pytest.raises(ValueError, match="edge_index"):
         enc(x, mask, edge_index[0])
     _assert_reset_reinitialises(enc)
+
+
+def test_seed_anchors_share_codes_within_a_pair():
+    from mmea_pyg.nn.encoders import SeedAnchors
+
+    torch.manual_seed(0)
+    anchors = SeedAnchors(num_source=6, dim=4)
+    pairs = torch.tensor([[0, 2, 2], [1, 3, 0]])  # source 2 is in two pairs
+    src, tgt = anchors(pairs, (6, 5))
+    assert src.shape == (6, 4) and tgt.shape == (5, 4)
+    table = anchors.embedding.weight
+    torch.testing.assert_close(src[0], tgt[1])
+    torch.testing.assert_close(src[2], 2 * table[2])  # both of its codes
+    torch.testing.assert_close(tgt[3], table[2])
+    torch.testing.assert_close(tgt[0], table[2])
+    # Entities outside every seed pair get no code.
+    assert torch.all(src[[1, 3, 4, 5]] == 0) and torch.all(tgt[[2, 4]] == 0)
+    (src.sum() + tgt.sum()).backward()
+    assert torch.all(table.grad[[0, 2]] != 0) and torch.all(table.grad[[1, 3, 4, 5]] == 0)
+    with pytest.raises(ValueError, match=r"\[2, K\]"):
+        anchors(pairs[0], (6, 5))
+    _assert_reset_reinitialises(anchors)
+
+
+def test_inductive_gat_encoder_propagates_anchor_codes():
+    from mmea_pyg.nn.encoders import InductiveGATEncoder
+
+    torch.manual_seed(0)
+    enc = InductiveGATEncoder(3, dim=8, num_layers=1)
+    x = torch.randn(4, 3)
+    edge_index = torch.tensor([[0, 2], [1, 3]])  # 0-1 and 2-3 are separate components
+    anchor = torch.zeros(4, 8)
+    anchor[0] = torch.randn(8)
+    with torch.no_grad():
+        plain, coded = enc(x, None, edge_index), enc(x, None, edge_index, anchor)
+    # The code reaches the anchor's neighbour, not the other component.
+    assert not torch.allclose(plain[1], coded[1])
+    torch.testing.assert_close(plain[2:], coded[2:])
+    with pytest.raises(ValueError, match="context input"):
+        enc(x, None, edge_index, anchor[:3])
+
+
+def test_relation_context_module_matches_the_gat_encoder_features():
+    from mmea_pyg.nn.encoders import RelationContext
+
+    module = RelationContext(3, dim=8)
+    gat = GATEncoder(5, dim=8, num_relations=3)
+    with torch.no_grad():
+        gat.relation_embedding.weight.copy_(module.embedding.weight)
+    torch.testing.assert_close(module(EDGE_INDEX, EDGE_TYPE, 5), gat.relation_context(EDGE_INDEX, EDGE_TYPE))
+    assert "RelationContext(3, dim=8)" in repr(module)
+    with pytest.raises(ValueError, match="edge_type values"):
+        module(EDGE_INDEX, EDGE_TYPE + 5, 5)
+    _assert_reset_reinitialises(module)
+
+
+def test_anchor_propagation_labels_hand_computed():
+    from mmea_pyg.nn.encoders import AnchorPropagation
+
+    torch.manual_seed(0)
+    module = AnchorPropagation(num_source=4, dim=3, code_dim=6, hops=2)
+    # Source KG: path 0-1-2, node 3 isolated; target KG: the same path renumbered 2-0-1.
+    src_edges, tgt_edges = torch.tensor([[0, 1], [1, 2]]), torch.tensor([[2, 0], [0, 1]])
+    pairs = torch.tensor([[0], [2]])  # seed pair: source 0 <-> target 2
+    src = module.propagate(pairs, 0, src_edges, 4)
+    tgt = module.propagate(pairs, 1, tgt_edges, 3)
+    code = module.codes[0]
+    assert src.shape == (4, 12) and tgt.shape == (3, 12)
+    # Hop 1: node 1 sees the seed's code; the seed itself has no labelled neighbour (no self loops).
+    torch.testing.assert_close(src[1, :6], code)
+    assert torch.all(src[0, :6] == 0) and torch.all(src[3] == 0)
+    # Hop 2: the seed gets its code back through node 1, node 2 through node 1.
+    torch.testing.assert_close(src[0, 6:], code)
+    torch.testing.assert_close(src[2, 6:], code)
+    # Corresponding entities of the two KGs get the same labels.
+    torch.testing.assert_close(tgt[[2, 0, 1]], src[:3])
+    out = module(pairs, 0, src_edges, 4)
+    out.sum().backward()
+    assert module.lin.weight.grad is not None and "codes" not in dict(module.named_parameters())
+    assert "codes" not in module.state_dict()  # rebuilt from the seed
+    torch.testing.assert_close(AnchorPropagation(4, dim=3, code_dim=6, hops=2).codes, module.codes)
+    with pytest.raises(ValueError, match=r"\[2, K\]"):
+        module(pairs[0], 0, src_edges, 4)
+    _assert_reset_reinitialises(module)

@@ -57,9 +57,25 @@ def test_training_beats_an_untrained_model(data, tmp_path):
     assert lines[-1]["pseudo_seeds"] > 0
 
 
-def test_checkpoints_carry_config_seed_and_resume_exactly(data, tmp_path):
+#: The encoder of configs/bench-cpu.yaml, with pseudo seeds as anchors (state that changes in training).
+ANCHORED = [
+    "model.structure=gat-attr",
+    "model.anchors=true",
+    "model.anchor_pseudo=true",
+    "model.relation_context=true",
+    "train.contrastive=infonce",
+]
+
+
+@pytest.mark.parametrize("extra", [[], ANCHORED], ids=["transe", "anchored-gat"])
+def test_checkpoints_carry_config_seed_and_resume_exactly(data, tmp_path, extra):
     cfg = config(
-        tmp_path, "train.epochs=10", "train.seed=7", "train.iterative_start=5", "train.iterative_every=5"
+        tmp_path,
+        "train.epochs=10",
+        "train.seed=7",
+        "train.iterative_start=5",
+        "train.iterative_every=5",
+        *extra,
     )
     full = Trainer(cfg, data, progress=False, log_stream=open("/dev/null", "w"))
     full.fit()
@@ -74,6 +90,7 @@ def test_checkpoints_carry_config_seed_and_resume_exactly(data, tmp_path):
         "train.seed=7",
         "train.iterative_start=5",
         "train.iterative_every=5",
+        *extra,
     )
     part = Trainer(cfg5, data, progress=False, log_stream=open("/dev/null", "w"))
     part.config.train.epochs = 5
@@ -105,7 +122,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(data, tmp_path):
     good = load_checkpoint(tmp_path / "run" / "last.pt")
     trainer.config.train.epochs = 10
     with torch.no_grad():
-        trainer.model.project["a"].missing.fill_(math.nan)
+        trainer.model.knowledge.project["a"].missing.fill_(math.nan)
     with pytest.raises(TrainingDivergedError, match="non-finite.*grad_clip"):
         trainer.fit()
     after = load_checkpoint(tmp_path / "run" / "last.pt")
@@ -126,7 +143,17 @@ def test_load_model_and_bad_checkpoint(data, tmp_path):
 
 def test_loss_weights_follow_eq_28_and_ablations():
     weights = loss_weights(Config())
-    assert weights == {"transe": 1.0, "vae": 1.0, "m": 0.01, "s": 0.01, "mcl": 1.0, "pseudo": 0.1}
+    expected = {
+        "transe": 1.0,
+        "vae": 1.0,
+        "m": 0.01,
+        "s": 0.01,
+        "mcl": 1.0,
+        "pseudo": 0.1,
+        "ot": 1.0,
+        "kl": 0.01,
+    }
+    assert weights == expected
     ablated = loss_weights(Config().override(["model.ablations=['w/o L_m', 'w/o L_s']"]))
     assert ablated["m"] == 0.0 and ablated["s"] == 0.0
 
@@ -146,3 +173,25 @@ def test_iterative_schedule(data, tmp_path):
     assert [e for e in range(1, 10) if trainer._iterative_due(e)] == [3, 7]
     off = Trainer(config(tmp_path, "model.ablations=['w/o IT']"), data, progress=False)
     assert not any(off._iterative_due(e) for e in range(1, 100))
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml"))
+)
+def test_shipped_configs_load_and_build(data, path):
+    cfg = Config.load(path)
+    model = Trainer(cfg.override(["train.device=cpu", "out=unused"]), data, progress=False).model
+    assert model.output_dim > 0
+
+
+def test_a_fresh_run_starts_a_new_metrics_log_and_a_resumed_one_appends(data, tmp_path):
+    cfg = config(tmp_path, "train.epochs=5")
+    for _ in range(2):
+        Trainer(cfg, data, progress=False, log_stream=open("/dev/null", "w")).fit()
+    log = tmp_path / "run" / "metrics.jsonl"
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [5]
+    cfg.train.epochs = 10
+    resumed = Trainer(cfg, data, progress=False, log_stream=open("/dev/null", "w"))
+    resumed.resume()
+    resumed.fit()
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [5, 10]

@@ -397,9 +397,9 @@ class ImageFeaturizer:
         with Image.open(path) as image:
             if image.format == "JPEG":
                 image.draft("RGB", (self.image_size, self.image_size))  # fast DCT downscaling, >= 224
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # e.g. "Palette images with Transparency ..."
-                rgb = image.convert("RGB")
+            # Pillow's "Palette images with Transparency ..." is ignored by featurize_folder's filter:
+            # warnings.catch_warnings() is not thread-safe, and this runs in worker threads.
+            rgb = image.convert("RGB")
         return self.preprocess(rgb)
 
     def preprocess(self, image: Any) -> torch.Tensor:
@@ -540,11 +540,15 @@ def featurize_folder(
 
     features: dict[str, np.ndarray] = {}
     items = list(keyed.items())
-    # Decode one batch in parallel threads (Pillow releases the GIL), then run the CNN on it.
+    # Decode one batch in parallel threads (Pillow releases the GIL), then run the CNN on it. Pillow's
+    # own warnings (e.g. "Palette images with Transparency ...") are silenced here, in the calling
+    # thread, because warnings.catch_warnings() inside the workers would race on the global filters.
     with (
+        warnings.catch_warnings(),
         ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool,
         tqdm(total=len(items), unit="img", desc="Featurizing images", disable=not progress) as bar,
     ):
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\..*)?$")
         for begin in range(0, len(items), batch_size):
             chunk = items[begin : begin + batch_size]
             loaded = list(pool.map(load, [file for _, file in chunk]))
