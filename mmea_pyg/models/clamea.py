@@ -13,7 +13,7 @@ from torch_geometric.data import HeteroData
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.losses import contrastive_alignment_loss, infonce_alignment_loss
 from mmea_pyg.models.base import register_model
-from mmea_pyg.models.knowledge import MODALITIES, KnowledgeEncoder, KnowledgeModel
+from mmea_pyg.models.knowledge import MODALITIES, KnowledgeEncoder, KnowledgeModel, kept_modalities
 from mmea_pyg.nn.association import CrossModalAssociationExtraction
 from mmea_pyg.nn.attention_flow import ModalAttentionFlowFusion
 from mmea_pyg.nn.encoders import Tokenizer
@@ -21,7 +21,6 @@ from mmea_pyg.nn.enhancement import ModalFeatureEnhancement
 from mmea_pyg.nn.generation import DynamicMissingModalityGeneration
 
 FUSED_PAIRS = (("a", "r"), ("v", "r"), ("a", "v"))  # h^{ar}, h^{vr}, h^{av}
-_ABLATION_MODALITY = {"w/o R": "r", "w/o V": "v", "w/o A": "a"}
 
 
 @register_model("clamea")
@@ -86,9 +85,7 @@ class CLAMEA(KnowledgeModel):
         self.ablations = frozenset(ablations)
         self.dim, self.num_tokens, self.token_dim = dim, num_tokens, dim // num_tokens
         self.contrastive, self.cl_margin, self.temperature = contrastive, cl_margin, temperature
-        self.kept = tuple(m for m in MODALITIES if _modality_ablation(m) not in self.ablations)
-        if not self.kept:
-            raise ConfigError("the ablations drop every modality; keep at least one of R, V, A")
+        self.kept = kept_modalities(self.ablations)
 
         # Multimodal Knowledge Encoder (App. B): relational encoder and projections.
         self.knowledge = knowledge
@@ -205,7 +202,3 @@ class CLAMEA(KnowledgeModel):
             f"{self.__class__.__name__}(dim={self.dim}, tokens={self.num_tokens}, "
             f"{self.knowledge}{ablations})"
         )
-
-
-def _modality_ablation(modality: str) -> str:
-    return {v: k for k, v in _ABLATION_MODALITY.items()}[modality]

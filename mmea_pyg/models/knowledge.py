@@ -304,22 +304,23 @@ class KnowledgeEncoder(nn.Module):
         return f"{self.__class__.__name__}({self.kind}{''.join(', ' + e for e in extras)})"
 
 
-_MODALITY_ABLATIONS = {"w/o R": "r", "w/o V": "v", "w/o A": "a"}
+#: The Table 2 switch that drops each modality.
+MODALITY_ABLATIONS = {"r": "w/o R", "v": "w/o V", "a": "w/o A"}
 #: The Table 2 switches that make sense for a model without CLAMEA's fusion stack.
-GENERIC_ABLATIONS = frozenset({*_MODALITY_ABLATIONS, "w/o IT"})
+GENERIC_ABLATIONS = frozenset({*MODALITY_ABLATIONS.values(), "w/o IT"})
 
 
-def kept_modalities(model_name: str, ablations: frozenset[str]) -> tuple[str, ...]:
-    """The modalities a model keeps under ``ablations``; rejects switches the model does not have."""
-    unknown = sorted(ablations - GENERIC_ABLATIONS)
+def kept_modalities(ablations: frozenset[str], model_name: str | None = None) -> tuple[str, ...]:
+    """The modalities kept under ``ablations`` (in the order of :data:`MODALITIES`). With
+    ``model_name``, switches other than :data:`GENERIC_ABLATIONS` are rejected: that model lacks
+    CLAMEA's modules."""
+    unknown = sorted(ablations - GENERIC_ABLATIONS) if model_name is not None else []
     if unknown:
         raise ConfigError(
             f"ablations {', '.join(unknown)} are CLAMEA modules that model {model_name} does not have; "
             f"{model_name} supports {', '.join(sorted(GENERIC_ABLATIONS))}"
         )
-    kept = tuple(
-        m for m in MODALITIES if not any(_MODALITY_ABLATIONS[a] == m for a in ablations if a != "w/o IT")
-    )
+    kept = tuple(m for m in MODALITIES if MODALITY_ABLATIONS[m] not in ablations)
     if not kept:
         raise ConfigError("the ablations drop every modality; keep at least one of R, V, A")
     return kept

@@ -80,7 +80,7 @@ class MIMEA(KnowledgeModel):
     ) -> None:
         super().__init__()
         self.ablations = frozenset(ablations)
-        self.kept = kept_modalities("mimea", self.ablations)
+        self.kept = kept_modalities(self.ablations, "mimea")
         self.dim = dim
         self.temperature = temperature
         self.knowledge = knowledge

@@ -69,7 +69,7 @@ class RICEA(KnowledgeModel):
     ) -> None:
         super().__init__()
         self.ablations = frozenset(ablations)
-        self.kept = kept_modalities("ricea", self.ablations)
+        self.kept = kept_modalities(self.ablations, "ricea")
         self.dim = dim
         self.temperature = temperature
         self.knowledge = knowledge
