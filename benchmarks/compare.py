@@ -108,12 +108,14 @@ def main() -> None:
         for dataset in args.datasets:
             for ratio in args.ratios:
                 for model in args.models:
-                    tag = f"{dataset}_{model}_r{ratio:g}"
-                    if args.skip_existing and (COMPARE / f"{tag}.json").exists():
-                        print(f"{tag}: kept", flush=True)
-                        continue
                     bench_one(
-                        dataset, ratio, model, args.config, tag=tag, device=args.device, results=COMPARE
+                        dataset,
+                        ratio,
+                        model,
+                        args.config,
+                        device=args.device,
+                        results=COMPARE,
+                        skip_existing=args.skip_existing,
                     )
     records = load_records()
     if not records:

@@ -4,7 +4,7 @@
         [--hops 2] [--combine concat|sum] [--rounds 1]
 
 Every training seed pair gets a fixed random unit code on both of its entities; the codes are
-propagated over each KG's relation graph (`mmea_pyg.nn.encoders.AnchorPropagation.propagate`, LightEA's
+propagated over each KG's relation graph (`mmea_pyg.nn.encoders.LabelPropagation`, LightEA's
 entity view) and entities are compared by the cosine of their propagated labels (hops concatenated
 after L2 normalisation, or summed). With --rounds > 1, the mutual nearest neighbours among entities
 without a training seed become extra anchors for the next round (bootstrapping). Validation split only:
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from mmea_pyg.data.dataset import MMKGDataset
 from mmea_pyg.evaluation import evaluate, mutual_nearest_neighbours
 from mmea_pyg.models.base import SIDES
-from mmea_pyg.nn.encoders import AnchorPropagation
+from mmea_pyg.nn.encoders import LabelPropagation
 from mmea_pyg.training.iterative import unaligned_candidates
 
 
@@ -40,13 +40,13 @@ def main() -> None:
     data = MMKGDataset(None, name=args.dataset, split_ratio=args.ratio, split_seed=0, log=False)[0]
     aligned = data["source", "aligned", "target"]
     train, valid = aligned.edge_index[:, aligned.train_mask], aligned.edge_index[:, aligned.valid_mask]
-    module = AnchorPropagation(data["source"].num_nodes, code_dim=args.code_dim, hops=args.hops)
+    module = LabelPropagation(data["source"].num_nodes, code_dim=args.code_dim, hops=args.hops)
     src_cand, tgt_cand = unaligned_candidates(data, train)
     local = torch.arange(valid.size(1)).repeat(2, 1)
     anchors = train
     for round_ in range(args.rounds):
         labels = {
-            side: module.propagate(
+            side: module(
                 anchors, i, data[side, "relation", side].edge_index, data[side].num_nodes
             ).view(data[side].num_nodes, args.hops, args.code_dim)
             for i, side in enumerate(SIDES)

@@ -21,27 +21,40 @@ def _config_of(command: str) -> str:
     return words[words.index("--config") + 1] if "--config" in words else "(defaults)"
 
 
+def _paper_delta(r: dict, metric: str) -> str:
+    """The published Table 2 difference of a single-switch ablation row to the full model, or blank."""
+    card = DATASETS.get(r["dataset"])
+    ablations = r.get("ablations") or []
+    if card is None or r["ratio"] != 0.2 or len(ablations) != 1 or ablations[0] not in card.paper_ablations:
+        return ""
+    return f"{card.paper_ablations[ablations[0]][metric] - card.paper[metric]:+.4f}"
+
+
 def _table(config_file: str, rows: list[dict]) -> list[str]:
-    """One table per config file; ablation rows also show their difference to the full-model row."""
-    reference = next((r for r in rows if not r.get("ablations")), None)
-    ablated = any(r.get("ablations") for r in rows)
+    """One table per config file; ablation rows also show their difference to the full-model row and
+    the difference the paper's Table 2 reports for the same switch."""
+    reference = next((r for r in rows if not r.get("ablations") and not r.get("sets")), None)
+    ablated = any(r.get("ablations") or r.get("sets") for r in rows)
     lines = [
         f"## `{config_file}`",
         "",
         "| run | dataset | ratio | H@1 | H@5 | H@10 | MRR | CSLS H@1 | CSLS MRR |"
-        + (" ΔH@1 | ΔMRR |" if ablated else "")
+        + (" ΔH@1 | ΔMRR | paper ΔH@1 | paper ΔMRR |" if ablated else "")
         + " best epoch | train time | peak RSS | machine |",
-        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ablated else "") + "---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|" if ablated else "") + "---|---|---|---|",
     ]
     for r in rows:
         m = r["metrics"]
         delta = ""
         if ablated:
             if reference is None or r is reference:
-                delta = " | |"
+                delta = " | | | |"
             else:
                 ref = reference["metrics"]
-                delta = f" {m['hits@1'] - ref['hits@1']:+.4f} | {m['mrr'] - ref['mrr']:+.4f} |"
+                delta = (
+                    f" {m['hits@1'] - ref['hits@1']:+.4f} | {m['mrr'] - ref['mrr']:+.4f} |"
+                    f" {_paper_delta(r, 'hits@1')} | {_paper_delta(r, 'mrr')} |"
+                )
         lines.append(
             f"| {r['tag']} | {r['dataset']} | {r['ratio']:g} | {fmt(m.get('hits@1'))} | {fmt(m.get('hits@5'))} | "
             f"{fmt(m.get('hits@10'))} | {fmt(m.get('mrr'))} | {fmt(m.get('csls/hits@1'))} | "
@@ -79,10 +92,10 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, card in DATASETS.items():
-        p = card.paper
+        p, wo_v = card.paper, card.paper_ablations["w/o V"]
         lines.append(
             f"| {name} | {p['hits@1']} | {p['hits@5']} | {p['hits@10']} | {p['mrr']} | "
-            f"{p['wo_v.hits@1']} | {p['wo_v.hits@10']} | {p['wo_v.mrr']} |"
+            f"{wo_v['hits@1']} | {wo_v['hits@10']} | {wo_v['mrr']} |"
         )
     lines += [
         "",
@@ -93,12 +106,12 @@ def main() -> None:
     ]
     for r in records:
         card = DATASETS.get(r["dataset"])
-        if r.get("ablations") or card is None or r["ratio"] != 0.2 or "short" in r["tag"]:
+        if r.get("ablations") or r.get("sets") or card is None or r["ratio"] != 0.2 or "short" in r["tag"]:
             continue
-        m, p = r["metrics"], card.paper
+        m, p = r["metrics"], card.paper_ablations["w/o V"]
         lines.append(
-            f"| {r['tag']} | {fmt(m['hits@1'])} | {p['wo_v.hits@1']} | {m['hits@1'] - p['wo_v.hits@1']:+.4f} | "
-            f"{fmt(m['mrr'])} | {p['wo_v.mrr']} | {m['mrr'] - p['wo_v.mrr']:+.4f} |"
+            f"| {r['tag']} | {fmt(m['hits@1'])} | {p['hits@1']} | {m['hits@1'] - p['hits@1']:+.4f} | "
+            f"{fmt(m['mrr'])} | {p['mrr']} | {m['mrr'] - p['mrr']:+.4f} |"
         )
     lines += ["", "## Commands", ""]
     for r in records:

@@ -1,7 +1,7 @@
 """Train and evaluate models on the benchmarks, recording metrics, wall time and peak memory.
 
     python benchmarks/run_bench.py --datasets fb15k-db15k fb15k-yago15k --ratios 0.2 \
-        --config configs/bench-cpu.yaml [--ablation "w/o V"] [--tag NAME]
+        --config configs/bench-cpu.yaml [--ablation "w/o V"] [--set key=value] [--tag NAME] [--skip-existing]
 
 Each run is `mmea train` then `mmea eval --csls --json` in child processes (so peak RSS is the run's
 own); results go to results/<tag or dataset_model_ratio>.json and BENCHMARKS.md is regenerated from
@@ -67,9 +67,15 @@ def bench_one(
     tag: str | None = None,
     device: str = "auto",
     results: Path = RESULTS,
+    skip_existing: bool = False,
 ) -> dict:
-    """Train and evaluate one configuration in child processes; write and return its result record."""
+    """Train and evaluate one configuration in child processes; write and return its result record
+    (with ``skip_existing``, return the record already in ``results`` instead, if there is one)."""
     tag = (tag or f"{dataset}_{model}_r{ratio:g}") + ablation_slug(ablations)
+    path = results / f"{tag}.json"
+    if skip_existing and path.exists():
+        print(f"{tag}: kept {path.relative_to(REPO)}", flush=True)
+        return json.loads(path.read_text())
     out = REPO / "runs" / "bench" / tag
     train = [*MMEA, "train", "--dataset", dataset, "--ratio", str(ratio), "--model", model]
     train += ["--config", config, "--out", str(out), "--device", device, "--quiet"]
@@ -88,6 +94,7 @@ def bench_one(
         "model": model,
         "ratio": ratio,
         "ablations": list(ablations),
+        "sets": list(sets),
         "config_file": config,
         "metrics": result["metrics"],
         "best_epoch": result["epoch"],
@@ -100,7 +107,6 @@ def bench_one(
         "config": json.loads((out / "eval_test.json").read_text())["config"],
     }
     results.mkdir(parents=True, exist_ok=True)
-    path = results / f"{tag}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     tmp.replace(path)
@@ -125,12 +131,23 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--tag", default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--skip-existing", action="store_true", help="keep results already in results/ (resume a series)"
+    )
     args = parser.parse_args()
 
     for dataset in args.datasets:
         for ratio in args.ratios:
             bench_one(
-                dataset, ratio, args.model, args.config, args.ablation, args.sets, args.tag, args.device
+                dataset,
+                ratio,
+                args.model,
+                args.config,
+                args.ablation,
+                args.sets,
+                args.tag,
+                args.device,
+                skip_existing=args.skip_existing,
             )
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "report.py")], check=True, cwd=REPO)
 

@@ -105,6 +105,12 @@ class ModelConfig:
     #: Relation-type features (``structure == "gat-attr"`` only): each entity's mean direction-aware
     #: relation-type embedding (one table per KG) is added at the encoder's input.
     relation_context: bool = False
+    #: Append seed labels propagated over the relation graph (LightEA's entity view, no parameters)
+    #: to the final embedding used for ranking and pseudo seeds; each round of the iterative strategy
+    #: adds its pseudo seeds to the propagated seeds. Codes of width ``anchor_dim``, ``anchor_hops`` steps.
+    label_propagation: bool = False
+    #: Norm of the label block relative to the unit-norm model embedding.
+    label_weight: float = 2.0
     #: Entropic regularisation of MIMEA's optimal-transport plan.
     ot_reg: float = 0.05
     #: Table 2 ablation switches, e.g. ``["w/o V"]``.
@@ -251,6 +257,12 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         return [_check_type(v, args[0], where) for v in value] if args else value
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str):
+        # PyYAML follows YAML 1.1, where exponent floats need a dot: ``1e-3`` loads as a string.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected float, got {value!r}") from None
     if annotation in (int, float, str, bool) and not isinstance(value, annotation):
         raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
     if annotation is int and isinstance(value, bool):

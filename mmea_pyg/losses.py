@@ -287,8 +287,9 @@ def infonce_alignment_loss(
     """
     if h1.shape != h2.shape:
         raise ValueError(f"infonce_alignment_loss: h1 {tuple(h1.shape)} and h2 {tuple(h2.shape)} differ.")
-    if float(temperature) <= 0:
-        raise ValueError(f"infonce_alignment_loss: temperature must be > 0, got {float(temperature)}.")
+    tau = float(temperature.detach()) if isinstance(temperature, Tensor) else float(temperature)
+    if tau <= 0:
+        raise ValueError(f"infonce_alignment_loss: temperature must be > 0, got {tau}.")
     mask = _check_mask(mask, h1.size(0), "mask")
     if mask is not None:
         h1, h2 = h1[mask], h2[mask]

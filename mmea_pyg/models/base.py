@@ -102,7 +102,10 @@ class AlignmentModel(nn.Module, ABC):
         structure = self.structure(data, side)
         if index is None:
             index = torch.arange(data[side].num_nodes, device=structure.device)
-        chunks = [self.encode(data, side, part, structure)["M"] for part in index.split(chunk_size)]
+        parts = (
+            index.split(chunk_size) if index.numel() else ()
+        )  # (an empty index splits into one empty part)
+        chunks = [self.encode(data, side, part, structure)["M"] for part in parts]
         return torch.cat(chunks) if chunks else structure.new_zeros((0, self.output_dim))
 
     @property

@@ -26,6 +26,7 @@ from mmea_pyg.nn.encoders import (
     AnchorPropagation,
     GATEncoder,
     InductiveGATEncoder,
+    LabelPropagation,
     ModalityProjection,
     RelationContext,
     SeedAnchors,
@@ -63,6 +64,12 @@ class KnowledgeEncoder(nn.Module):
       ``anchor_pseudo``) and per-KG relation-type context
       (:class:`~mmea_pyg.nn.encoders.RelationContext`, ``relation_context``).
 
+    With ``label_propagation``, the encoder also holds a parameter-free
+    :class:`~mmea_pyg.nn.encoders.LabelPropagation` (:meth:`labels`): the training seeds and the latest
+    pseudo seeds propagate fixed random codes ``anchor_hops`` steps over each relation graph. Models
+    append these labels to their final embedding (:meth:`KnowledgeModel.embed`), so that every
+    round of the iterative strategy also re-anchors the relational evidence, as LightEA does.
+
     Args:
         num_entities: Entities per KG side, ``{"source": N1, "target": N2}``.
         num_relations: Relation types per KG side.
@@ -80,12 +87,19 @@ class KnowledgeEncoder(nn.Module):
             and ``anchor_hops``).
         anchor_holdout: Fraction of a step's seed pairs whose anchor codes are hidden (and on which
             the alignment loss is computed), see :meth:`hide`.
+        label_propagation: Keep the propagated seed labels of :meth:`labels` (codes of width
+            ``anchor_dim``, ``anchor_hops`` steps).
+        label_weight: Norm of the label block relative to the unit-norm model embedding in
+            :meth:`KnowledgeModel.embed`.
 
     Shapes:
         - :meth:`structure`: ``data``, ``side`` and an optional source-entity mask :math:`(N_1,)` of
           hidden anchors :math:`\to (N_{side}, d)`
         - :meth:`forward`: ``data``, ``side``, entity indices :math:`(B,)` and the output of
           :meth:`structure` :math:`\to` ``({m: (B, d)}, {m: (B,) bool})`` for ``m`` in ``r, a, v``
+        - :meth:`labels`: ``data``, ``side`` :math:`\to (N_{side}, \text{anchor\_hops} \cdot
+          \text{anchor\_dim})`, of norm ``label_weight`` for an entity that a seed reaches at every
+          hop (each hop is a unit block, scaled by ``label_weight / sqrt(anchor_hops)``)
     """
 
     def __init__(
@@ -109,6 +123,8 @@ class KnowledgeEncoder(nn.Module):
         anchor_pseudo: bool = False,
         relation_context: bool = False,
         anchor_holdout: float = 0.5,
+        label_propagation: bool = False,
+        label_weight: float = 2.0,
     ) -> None:
         super().__init__()
         if structure not in STRUCTURES:
@@ -122,6 +138,8 @@ class KnowledgeEncoder(nn.Module):
             )
         if anchor_pseudo and not anchors:
             raise ConfigError("model.anchor_pseudo=true needs model.anchors=true")
+        if label_weight <= 0:
+            raise ConfigError(f"model.label_weight must be positive, got {label_weight}")
         if not 0.0 < anchor_holdout < 1.0:
             raise ConfigError(f"train.anchor_holdout must lie strictly between 0 and 1, got {anchor_holdout}")
         self.kind = structure
@@ -168,8 +186,14 @@ class KnowledgeEncoder(nn.Module):
                 "v": ModalityProjection(img_dim, dim, hidden=mlp_hidden),
             }
         )
+        self.label_propagation = None
+        if label_propagation:
+            self.label_propagation = LabelPropagation(
+                num_entities["source"], code_dim=anchor_dim, hops=anchor_hops
+            )
+        self.label_weight = label_weight
         empty = torch.zeros(2, 0, dtype=torch.long)
-        self.register_buffer("pseudo_anchors", empty if anchor_pseudo else None)
+        self.register_buffer("pseudo_anchors", empty if anchor_pseudo or label_propagation else None)
         self.reset_parameters()
 
     @classmethod
@@ -196,6 +220,9 @@ class KnowledgeEncoder(nn.Module):
             anchor_pseudo=m.anchor_pseudo,
             relation_context=m.relation_context,
             anchor_holdout=t.anchor_holdout,
+            # The labels are relational evidence: "w/o R" drops them with the relational modality.
+            label_propagation=m.label_propagation and MODALITY_ABLATIONS["r"] not in config.ablations,
+            label_weight=m.label_weight,
         )
 
     def reset_parameters(self) -> None:
@@ -237,9 +264,7 @@ class KnowledgeEncoder(nn.Module):
             return self.encoder[side](edges.edge_index, edges.edge_type)
         context = None
         if self.anchors is not None:
-            seeds = train_seeds(data)
-            if self.pseudo_anchors is not None and self.pseudo_anchors.numel():
-                seeds = torch.cat([seeds, self.pseudo_anchors.to(seeds.device)], dim=1)
+            seeds = self.anchor_pairs(data, pseudo=self.anchor_pseudo)
             if hidden is not None:
                 seeds = seeds[:, ~hidden[seeds[0]]]
             if isinstance(self.anchors, AnchorPropagation):
@@ -251,6 +276,24 @@ class KnowledgeEncoder(nn.Module):
             relation = self.relation_context[side](edges.edge_index, edges.edge_type, data[side].num_nodes)
             context = relation if context is None else context + relation
         return self.encoder(data[side].x_attr, data[side].attr_mask, edges.edge_index, context)
+
+    def anchor_pairs(self, data: HeteroData, pseudo: bool = True) -> Tensor:
+        """The training seed pairs and, with ``pseudo``, the kept pseudo seeds: :math:`(2, K)`."""
+        seeds = train_seeds(data)
+        if pseudo and self.pseudo_anchors is not None and self.pseudo_anchors.numel():
+            seeds = torch.cat([seeds, self.pseudo_anchors.to(seeds.device)], dim=1)
+        return seeds
+
+    def labels(self, data: HeteroData, side: str) -> Tensor:
+        """Propagated labels of every entity of ``side`` from the training and pseudo seeds, each hop's
+        unit block scaled by ``label_weight / sqrt(anchor_hops)`` (needs ``label_propagation``)."""
+        if self.label_propagation is None:
+            raise RuntimeError("KnowledgeEncoder.labels needs label_propagation=True")
+        edges = data[side, "relation", side]
+        labels = self.label_propagation(
+            self.anchor_pairs(data), SIDES.index(side), edges.edge_index, data[side].num_nodes
+        )
+        return labels * (self.label_weight / self.label_propagation.hops**0.5)
 
     def hide(
         self, data: HeteroData, pairs: Tensor, pseudo_pairs: Tensor | None, generator: torch.Generator
@@ -286,8 +329,9 @@ class KnowledgeEncoder(nn.Module):
         return {"transe": total}
 
     def update_pseudo_seeds(self, pairs: Tensor) -> None:
-        """Keep ``pairs`` :math:`(2, K)` as pseudo anchors (with ``anchor_pseudo``; else a no-op)."""
-        if self.anchor_pseudo:
+        """Keep ``pairs`` :math:`(2, K)` as pseudo anchors (with ``anchor_pseudo`` or
+        ``label_propagation``; else a no-op)."""
+        if self.pseudo_anchors is not None:
             self.pseudo_anchors = pairs.detach().to(self.pseudo_anchors.device, torch.long)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
@@ -298,7 +342,11 @@ class KnowledgeEncoder(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def __repr__(self) -> str:
-        extras = [name for name in ("anchors", "relation_context") if getattr(self, name) is not None]
+        extras = [
+            name
+            for name in ("anchors", "relation_context", "label_propagation")
+            if getattr(self, name) is not None
+        ]
         if self.project["a"].hidden:
             extras.append(f"mlp_hidden={self.project['a'].hidden}")
         return f"{self.__class__.__name__}({self.kind}{''.join(', ' + e for e in extras)})"
@@ -362,7 +410,25 @@ class KnowledgeModel(AlignmentModel):
 
     @property
     def output_dim(self) -> int:
-        return self.dim * len(self.kept)
+        labels = self.knowledge.label_propagation
+        return self.dim * len(self.kept) + (0 if labels is None else labels.out_dim)
+
+    def embed(
+        self, data: HeteroData, side: str, index: Tensor | None = None, chunk_size: int = 4096
+    ) -> Tensor:
+        """Final embeddings :math:`(B, D)` of ``index`` (default: every entity of ``side``). With
+        ``model.label_propagation``, the unit-normalised model embedding ``M`` is followed by the
+        propagated seed labels of :meth:`KnowledgeEncoder.labels` (no gradient, not part of ``M`` in
+        the training losses)."""
+        out = super().embed(data, side, index, chunk_size)
+        if self.knowledge.label_propagation is None:
+            return out
+        if out.size(0) == 0:
+            return out.new_zeros((0, self.output_dim))
+        labels = self.knowledge.labels(data, side)
+        if index is not None:
+            labels = labels[index.to(labels.device)]
+        return torch.cat([F.normalize(out, dim=-1), labels.to(out.device)], dim=-1)
 
     def structure(self, data: HeteroData, side: str, hidden: Tensor | None = None) -> Tensor:
         return self.knowledge.structure(data, side, hidden)

@@ -31,6 +31,7 @@ __all__ = [
     "AnchorPropagation",
     "GATEncoder",
     "InductiveGATEncoder",
+    "LabelPropagation",
     "ModalityProjection",
     "RelationContext",
     "SeedAnchors",
@@ -650,10 +651,10 @@ class SeedAnchors(nn.Module):
         )
 
 
-class AnchorPropagation(nn.Module):
-    r"""Seed-anchor labels propagated over the relation graph (the entity view of LightEA, Mao et al.,
-    EMNLP 2022), projected to :math:`d`: a non-parametric structure feature that every entity gets from
-    the seeds in its neighbourhood.
+class LabelPropagation(nn.Module):
+    r"""Seed labels propagated over the relation graph: the entity view of LightEA (Mao et al., EMNLP
+    2022), a structure feature without parameters that every entity gets from the seeds in its
+    neighbourhood.
 
     Each seed pair :math:`k` has a fixed random unit code :math:`\mathbf{c}_k \in \mathbb{R}^{D}`
     (indexed by its source entity, the same on both sides). With :math:`\mathbf{L}^{(0)}` holding the
@@ -662,16 +663,14 @@ class AnchorPropagation(nn.Module):
 
     .. math::
         \mathbf{L}^{(k)} = \mathrm{normalize}\bigl(\hat{\mathbf{A}} \mathbf{L}^{(k-1)}\bigr), \qquad
-        \mathbf{h}_i = \mathbf{W}\,[\mathbf{L}^{(1)}_i \,\|\, \dots \,\|\, \mathbf{L}^{(K)}_i] + \mathbf{b}.
+        \mathbf{l}_i = [\mathbf{L}^{(1)}_i \,\|\, \dots \,\|\, \mathbf{L}^{(K)}_i].
 
-    Two entities whose neighbourhoods hold the same seeds get the same propagated labels in both KGs.
-    The propagation has no parameters and runs without gradient; only the projection
-    :math:`\mathbf{W}, \mathbf{b}` is learned. Random codes of a few hundred dimensions are nearly
-    orthogonal, which learned codes of width :math:`d` are not.
+    Two entities whose neighbourhoods hold the same seeds get the same labels in both KGs. Random
+    codes of a few hundred dimensions are nearly orthogonal, which learned codes of width :math:`d`
+    are not. The propagation runs without gradient.
 
     Args:
         num_source (int): Entities of the source KG (one potential code per source entity).
-        dim (int, optional): Output size :math:`d`. (default: :obj:`100`)
         code_dim (int, optional): Code size :math:`D`. (default: :obj:`512`)
         hops (int, optional): Propagation steps :math:`K`. (default: :obj:`2`)
         seed (int, optional): Seed of the random codes (a buffer rebuilt from the seed, not saved).
@@ -680,28 +679,26 @@ class AnchorPropagation(nn.Module):
     Shapes:
         - **input:** seed pairs :math:`(2, K)`, the side (0 source, 1 target), the KG's edge indices
           :math:`(2, |\mathcal{E}|)` and its number of entities :math:`N`
-        - **output:** :math:`(N, d)`
+        - **output:** :math:`(N, KD)`, each hop's block of unit norm (or zero where no seed is
+          within reach)
     """
 
-    def __init__(
-        self, num_source: int, dim: int = 100, code_dim: int = 512, hops: int = 2, seed: int = 0
-    ) -> None:
+    def __init__(self, num_source: int, code_dim: int = 512, hops: int = 2, seed: int = 0) -> None:
         super().__init__()
-        if num_source < 1 or dim < 1 or code_dim < 1 or hops < 1:
+        if num_source < 1 or code_dim < 1 or hops < 1:
             raise ValueError(
-                f"AnchorPropagation needs num_source, dim, code_dim, hops >= 1, got {num_source}, {dim}, {code_dim}, {hops}."
+                f"LabelPropagation needs num_source, code_dim, hops >= 1, got {num_source}, {code_dim}, {hops}."
             )
         self.code_dim, self.hops, self.seed = code_dim, hops, seed
         generator = torch.Generator().manual_seed(seed)
         codes = F.normalize(torch.randn(num_source, code_dim, generator=generator), dim=-1)
         self.register_buffer("codes", codes, persistent=False)  # rebuilt from ``seed``, not saved
-        self.lin = nn.Linear(hops * code_dim, dim)
         self._adjacency: dict[tuple, Tensor] = {}
-        self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        r"""Re-initialises the projection (the codes are fixed by ``seed``)."""
-        self.lin.reset_parameters()
+    @property
+    def out_dim(self) -> int:
+        """Width :math:`KD` of the labels."""
+        return self.hops * self.code_dim
 
     def adjacency(self, edge_index: Tensor, num_nodes: int) -> Tensor:
         """Row-normalised sparse adjacency of the undirected graph, cached per graph."""
@@ -720,11 +717,10 @@ class AnchorPropagation(nn.Module):
         return self._adjacency[key]
 
     @torch.no_grad()
-    def propagate(self, pairs: Tensor, side: int, edge_index: Tensor, num_nodes: int) -> Tensor:
-        r"""The propagated labels :math:`[\mathbf{L}^{(1)} \| \dots \| \mathbf{L}^{(K)}]`, :math:`(N, KD)`."""
+    def forward(self, pairs: Tensor, side: int, edge_index: Tensor, num_nodes: int) -> Tensor:
         if pairs.dim() != 2 or pairs.size(0) != 2:
             raise ValueError(
-                f"AnchorPropagation expects seed pairs of shape [2, K], got {tuple(pairs.shape)}."
+                f"{self.__class__.__name__} expects seed pairs of shape [2, K], got {tuple(pairs.shape)}."
             )
         labels = self.codes.new_zeros(num_nodes, self.code_dim).index_add(
             0, pairs[side], self.codes[pairs[0]]
@@ -736,13 +732,48 @@ class AnchorPropagation(nn.Module):
             hops.append(labels)
         return torch.cat(hops, dim=-1)
 
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.codes.size(0)}, code_dim={self.code_dim}, hops={self.hops})"
+
+
+class AnchorPropagation(nn.Module):
+    r"""Seed labels of :class:`LabelPropagation` projected to :math:`d`, an input of the inductive
+    GAT: :math:`\mathbf{h}_i = \mathbf{W}\,\mathbf{l}_i + \mathbf{b}`. Only the projection is learned.
+
+    Args:
+        num_source (int): Entities of the source KG (one potential code per source entity).
+        dim (int, optional): Output size :math:`d`. (default: :obj:`100`)
+        code_dim (int, optional): Code size :math:`D`. (default: :obj:`512`)
+        hops (int, optional): Propagation steps :math:`K`. (default: :obj:`2`)
+        seed (int, optional): Seed of the random codes. (default: :obj:`0`)
+
+    Shapes:
+        - **input:** as :class:`LabelPropagation`
+        - **output:** :math:`(N, d)`
+    """
+
+    def __init__(
+        self, num_source: int, dim: int = 100, code_dim: int = 512, hops: int = 2, seed: int = 0
+    ) -> None:
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"AnchorPropagation needs dim >= 1, got {dim}.")
+        self.labels = LabelPropagation(num_source, code_dim=code_dim, hops=hops, seed=seed)
+        self.lin = nn.Linear(self.labels.out_dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Re-initialises the projection (the codes are fixed by ``seed``)."""
+        self.lin.reset_parameters()
+
     def forward(self, pairs: Tensor, side: int, edge_index: Tensor, num_nodes: int) -> Tensor:
-        return self.lin(self.propagate(pairs, side, edge_index, num_nodes))
+        return self.lin(self.labels(pairs, side, edge_index, num_nodes))
 
     def __repr__(self) -> str:
+        labels = self.labels
         return (
-            f"{self.__class__.__name__}({self.codes.size(0)}, dim={self.lin.out_features}, "
-            f"code_dim={self.code_dim}, hops={self.hops})"
+            f"{self.__class__.__name__}({labels.codes.size(0)}, dim={self.lin.out_features}, "
+            f"code_dim={labels.code_dim}, hops={labels.hops})"
         )
 
 
