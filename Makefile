@@ -1,6 +1,6 @@
 # mmea-pyg developer entry points. Everything installs into a local virtualenv (.venv).
 #
-#   make demo    install, download FB15K-DB15K, build the dataset, print its statistics
+#   make demo    install, download FB15K-DB15K, build the dataset, print its statistics, train and evaluate CLAMEA
 #   make test    install and run the test suite (integration tests use MMEA_MIRROR or ../shared/mmkg)
 #
 # TORCH_SPEC picks the torch build: the default is the CPU wheel of the reference machine; on a CUDA
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml Makefile
 demo: install
 	$(BIN)/mmea download $(DATASET)
 	$(BIN)/mmea info $(DATASET) --format table
-	$(BIN)/mmea train --dataset $(DATASET) --config configs/demo.yaml --out runs/demo
+	$(BIN)/mmea train --dataset $(DATASET) --config configs/short-cpu.yaml --out runs/demo
 	$(BIN)/mmea eval --metric hits@1
 	$(BIN)/mmea eval --metric all --csls
 

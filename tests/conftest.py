@@ -51,6 +51,18 @@ def mmkg_mirror() -> Path:
     return mirror
 
 
+def seeded_model(data, *sets: str):
+    """``build_model`` on ``data`` from the default config with ``--set`` style ``sets``, after
+    ``torch.manual_seed(0)`` (the same initial weights in every call)."""
+    import torch
+
+    from mmea_pyg.config import Config
+    from mmea_pyg.models import build_model
+
+    torch.manual_seed(0)
+    return build_model(Config().override(list(sets)), data)
+
+
 def assert_reset_reinitialises(module, run=None) -> None:
     """Fill every parameter with a constant, call ``reset_parameters()`` and check each one changed and
     (with ``run``) that the module still gives finite output."""

@@ -19,3 +19,14 @@ def test_exponent_floats_are_floats_from_set_and_from_files(tmp_path):
 def test_a_value_that_is_no_float_names_the_key(value):
     with pytest.raises(ConfigError, match=r"train\.lr: expected float"):
         Config().override([f"train.lr={value}"])
+
+
+def test_the_published_ablation_rows_name_every_table2_switch():
+    from mmea_pyg.config import ABLATIONS
+    from mmea_pyg.data.registry import DATASETS
+
+    for card in DATASETS.values():
+        assert set(card.paper_ablations) == set(ABLATIONS), card.name
+        assert all(set(row) == {"hits@1", "hits@10", "mrr"} for row in card.paper_ablations.values())
+        # Table 2 of the paper: every switch costs the full model some Hits@1.
+        assert all(row["hits@1"] < card.paper["hits@1"] for row in card.paper_ablations.values())

@@ -1,10 +1,11 @@
 import pytest
 import torch
+from conftest import seeded_model
 
-from mmea_pyg.config import ABLATIONS, Config
+from mmea_pyg.config import ABLATIONS
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.models import CLAMEA, build_model
+from mmea_pyg.models import CLAMEA
 
 
 @pytest.fixture(scope="module")
@@ -12,9 +13,7 @@ def data():
     return toy_alignment(num_entities=60, attr_dim=12, img_dim=6, seed=1)
 
 
-def make(data, *sets):
-    torch.manual_seed(0)
-    return build_model(Config().override(list(sets)), data)
+make = seeded_model
 
 
 def step_losses(model, data):

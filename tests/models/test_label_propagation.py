@@ -4,11 +4,11 @@ shared knowledge encoder: width, norm, the iterative strategy re-anchoring them,
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import seeded_model
 
-from mmea_pyg.config import Config
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.models import AlignmentModel, build_model
+from mmea_pyg.models import AlignmentModel
 from mmea_pyg.nn.encoders import LabelPropagation
 
 LABELS = ["model.label_propagation=true", "model.anchor_dim=16", "model.anchor_hops=2"]
@@ -20,8 +20,7 @@ def data():
 
 
 def make(data, name, *sets):
-    torch.manual_seed(0)
-    return build_model(Config().override([f"model.name={name}", *LABELS, *sets]), data).eval()
+    return seeded_model(data, f"model.name={name}", *LABELS, *sets).eval()
 
 
 def split(data, mask):

@@ -3,12 +3,13 @@ and a tiny end-to-end training per model."""
 
 import pytest
 import torch
+from conftest import seeded_model
 
 from mmea_pyg.config import Config
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.evaluation import evaluate
-from mmea_pyg.models import MIMEA, RICEA, build_model
+from mmea_pyg.models import MIMEA, RICEA
 from mmea_pyg.training.trainer import Trainer, load_model
 
 MODELS = ["ricea", "mimea"]
@@ -21,8 +22,7 @@ def data():
 
 
 def make(data, name, *sets):
-    torch.manual_seed(0)
-    return build_model(Config().override([f"model.name={name}", *sets]), data)
+    return seeded_model(data, f"model.name={name}", *sets)
 
 
 def step_losses(model, data):
