@@ -18,6 +18,7 @@ choice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -93,12 +94,13 @@ def corrupt_triples(
     return neg_head, rel, neg_tail
 
 
-class _UndirectedEdges:
-    """``to_undirected(edge_index)`` computed once per graph: relation graphs do not change between
+class _GraphCache:
+    """``build(edge_index, num_nodes)`` computed once per graph: relation graphs do not change between
     training steps, and sorting ~10^6 edges every step would dominate a CPU step. Keyed by the edge
     tensor's storage, size and device; holds the last few graphs (a shared encoder sees both KGs)."""
 
-    def __init__(self, capacity: int = 4) -> None:
+    def __init__(self, build: Callable[[Tensor, int], Tensor], capacity: int = 4) -> None:
+        self.build = build
         self.capacity = capacity
         self._cache: dict[tuple, Tensor] = {}
 
@@ -107,8 +109,23 @@ class _UndirectedEdges:
         if key not in self._cache:
             if len(self._cache) >= self.capacity:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = to_undirected(edge_index, num_nodes=num_nodes)
+            self._cache[key] = self.build(edge_index, num_nodes)
         return self._cache[key]
+
+
+def _undirected(edge_index: Tensor, num_nodes: int) -> Tensor:
+    return to_undirected(edge_index, num_nodes=num_nodes)
+
+
+def _row_normalised_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """Sparse :math:`(N, N)` row-normalised adjacency of the undirected graph without self loops."""
+    undirected = to_undirected(edge_index, num_nodes=num_nodes)
+    undirected = undirected[:, undirected[0] != undirected[1]]
+    degree = torch.bincount(undirected[0], minlength=num_nodes).clamp_min(1).to(torch.float)
+    values = 1.0 / degree[undirected[0]]
+    return torch.sparse_coo_tensor(
+        undirected, values, (num_nodes, num_nodes), check_invariants=True
+    ).coalesce()
 
 
 def _relation_context(
@@ -352,7 +369,7 @@ class GATEncoder(nn.Module):
             self.relation_embedding = None
             self.lin_in = None
         self.convs = _gat_layers(dim, num_layers, heads, dropout)
-        self._undirected = _UndirectedEdges()
+        self._undirected = _GraphCache(_undirected)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -516,7 +533,7 @@ class InductiveGATEncoder(nn.Module):
         self.dropout = dropout
         self.project = ModalityProjection(in_dim, dim)
         self.convs = _gat_layers(dim, num_layers, heads, dropout)
-        self._undirected = _UndirectedEdges()
+        self._undirected = _GraphCache(_undirected)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -693,28 +710,12 @@ class LabelPropagation(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         codes = F.normalize(torch.randn(num_source, code_dim, generator=generator), dim=-1)
         self.register_buffer("codes", codes, persistent=False)  # rebuilt from ``seed``, not saved
-        self._adjacency: dict[tuple, Tensor] = {}
+        self.adjacency = _GraphCache(_row_normalised_adjacency)  # (N, N) sparse, once per graph
 
     @property
     def out_dim(self) -> int:
         """Width :math:`KD` of the labels."""
         return self.hops * self.code_dim
-
-    def adjacency(self, edge_index: Tensor, num_nodes: int) -> Tensor:
-        """Row-normalised sparse adjacency of the undirected graph, cached per graph."""
-        key = (edge_index.data_ptr(), edge_index.size(1), edge_index.device, num_nodes)
-        if key not in self._adjacency:
-            if len(self._adjacency) >= 4:
-                self._adjacency.pop(next(iter(self._adjacency)))
-            undirected = to_undirected(edge_index, num_nodes=num_nodes)
-            undirected = undirected[:, undirected[0] != undirected[1]]
-            degree = torch.bincount(undirected[0], minlength=num_nodes).clamp_min(1).to(torch.float)
-            values = 1.0 / degree[undirected[0]]
-            shape = (num_nodes, num_nodes)
-            self._adjacency[key] = torch.sparse_coo_tensor(
-                undirected, values, shape, check_invariants=True
-            ).coalesce()
-        return self._adjacency[key]
 
     @torch.no_grad()
     def forward(self, pairs: Tensor, side: int, edge_index: Tensor, num_nodes: int) -> Tensor:
