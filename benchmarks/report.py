@@ -6,6 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
+from mmea_pyg.config import ABLATIONS
 from mmea_pyg.data.registry import DATASETS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +29,15 @@ def _paper_delta(r: dict, metric: str) -> str:
     if card is None or r["ratio"] != 0.2 or len(ablations) != 1 or ablations[0] not in card.paper_ablations:
         return ""
     return f"{card.paper_ablations[ablations[0]][metric] - card.paper[metric]:+.4f}"
+
+
+def _order(r: dict) -> tuple:
+    """Rows of a table: by benchmark and ratio, the full model first, then runs with ``--set``
+    assignments, then the ablations in the order of the paper's Table 2."""
+    ablations = r.get("ablations") or []
+    rank = [list(ABLATIONS).index(a) for a in ablations if a in ABLATIONS]
+    kind = 2 if ablations else (1 if r.get("sets") else 0)
+    return (r["dataset"], r["ratio"], kind, rank, r["tag"])
 
 
 def _table(config_file: str, rows: list[dict]) -> list[str]:
@@ -83,7 +93,7 @@ def main() -> None:
     for r in records:
         groups.setdefault(r.get("config_file") or _config_of(r["commands"][0]), []).append(r)
     for config_file, rows in groups.items():
-        lines += _table(config_file, rows)
+        lines += _table(config_file, sorted(rows, key=_order))
     lines += [
         "",
         "## Published CLAMEA figures (20% seeds)",
