@@ -102,9 +102,8 @@ class AlignmentModel(nn.Module, ABC):
         structure = self.structure(data, side)
         if index is None:
             index = torch.arange(data[side].num_nodes, device=structure.device)
-        parts = (
-            index.split(chunk_size) if index.numel() else ()
-        )  # (an empty index splits into one empty part)
+        # An empty index would split into one empty part.
+        parts = index.split(chunk_size) if index.numel() else ()
         chunks = [self.encode(data, side, part, structure)["M"] for part in parts]
         return torch.cat(chunks) if chunks else structure.new_zeros((0, self.output_dim))
 

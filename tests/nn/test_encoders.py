@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_reset_reinitialises
 
 from mmea_pyg.nn.encoders import GATEncoder, ModalityProjection, Tokenizer, TransE, corrupt_triples
 
@@ -19,18 +20,6 @@ def _assert_all_params_get_grad(module: torch.nn.Module) -> None:
         assert param.grad.abs().sum() > 0, name
 
 
-def _assert_reset_reinitialises(module: torch.nn.Module) -> None:
-    before = copy.deepcopy(module.state_dict())
-    with torch.no_grad():
-        for param in module.parameters():
-            param.fill_(0.123)
-    module.reset_parameters()
-    after = module.state_dict()
-    changed = [k for k in before if not torch.equal(after[k], torch.full_like(after[k], 0.123))]
-    weights = [k for k in before if "weight" in k or k == "missing" or k.endswith("att_src")]
-    assert set(weights) <= set(changed)
-
-
 # ----------------------------------------------------------------------------------- TransE
 def test_transe_shapes_repr_and_normalisation():
     model = TransE(5, 3, dim=8)
@@ -43,7 +32,7 @@ def test_transe_shapes_repr_and_normalisation():
 
 
 def test_transe_reset_parameters():
-    _assert_reset_reinitialises(TransE(5, 3, dim=8))
+    assert_reset_reinitialises(TransE(5, 3, dim=8))
 
 
 def test_transe_score_hand_computed():
@@ -132,7 +121,7 @@ def test_gat_encoder_shapes_repr_and_grads(num_relations):
 
 
 def test_gat_encoder_reset_parameters():
-    _assert_reset_reinitialises(GATEncoder(4, dim=8, num_relations=3))
+    assert_reset_reinitialises(GATEncoder(4, dim=8, num_relations=3))
 
 
 def test_gat_encoder_needs_edge_type_with_relation_features():
@@ -212,12 +201,12 @@ def test_modality_projection_without_features():
     assert torch.equal(out, proj.missing.detach().expand(3, 4))
     out.sum().backward()
     assert torch.allclose(proj.missing.grad, torch.full((4,), 3.0))
-    _assert_reset_reinitialises(proj)
+    assert_reset_reinitialises(proj)
 
 
 def test_modality_projection_reset_and_errors():
     proj = ModalityProjection(6, dim=4)
-    _assert_reset_reinitialises(proj)
+    assert_reset_reinitialises(proj)
     with pytest.raises(ValueError, match=r"\[N, 6\]"):
         proj(torch.randn(3, 5))
     with pytest.raises(ValueError, match="mask"):
@@ -237,7 +226,7 @@ def test_tokenizer_shapes_flatten_and_grads():
     assert tok(torch.randn(2, 3, 100)).shape == (2, 3, 4, 25)
     tokens.pow(2).sum().backward()
     _assert_all_params_get_grad(tok)
-    _assert_reset_reinitialises(tok)
+    assert_reset_reinitialises(tok)
 
 
 def test_tokenizer_divisibility_error():
@@ -272,7 +261,7 @@ def test_inductive_gat_encoder():
     torch.testing.assert_close(enc(x2, mask, edge_index), out)
     with pytest.raises(ValueError, match="edge_index"):
         enc(x, mask, edge_index[0])
-    _assert_reset_reinitialises(enc)
+    assert_reset_reinitialises(enc)
 
 
 def test_seed_anchors_share_codes_within_a_pair():
@@ -294,7 +283,7 @@ def test_seed_anchors_share_codes_within_a_pair():
     assert torch.all(table.grad[[0, 2]] != 0) and torch.all(table.grad[[1, 3, 4, 5]] == 0)
     with pytest.raises(ValueError, match=r"\[2, K\]"):
         anchors(pairs[0], (6, 5))
-    _assert_reset_reinitialises(anchors)
+    assert_reset_reinitialises(anchors)
 
 
 def test_inductive_gat_encoder_propagates_anchor_codes():
@@ -326,7 +315,7 @@ def test_relation_context_module_matches_the_gat_encoder_features():
     assert "RelationContext(3, dim=8)" in repr(module)
     with pytest.raises(ValueError, match="edge_type values"):
         module(EDGE_INDEX, EDGE_TYPE + 5, 5)
-    _assert_reset_reinitialises(module)
+    assert_reset_reinitialises(module)
 
 
 def test_label_propagation_hand_computed():
@@ -374,4 +363,4 @@ def test_anchor_propagation_projects_the_labels():
     out.sum().backward()
     assert module.lin.weight.grad is not None and "codes" not in dict(module.named_parameters())
     assert "code_dim=6" in repr(module)
-    _assert_reset_reinitialises(module)
+    assert_reset_reinitialises(module)
