@@ -3,10 +3,11 @@
     python benchmarks/compare.py [--models clamea ricea mimea] [--datasets fb15k-db15k fb15k-yago15k] \
         [--ratios 0.2 0.5 0.8] [--config configs/short-cpu.yaml] [--skip-existing]
 
-Each run is `mmea train --model NAME` + `mmea eval --csls --json` in child processes (see run_bench.py);
-results go to results/compare/<dataset>_<model>_r<ratio>.json. From every JSON file there, the script
-writes results/compare.md (a Table-1-style table per benchmark and ratio) and results/compare_hits1.png
-(Hits@1 against the seed ratio, one panel per benchmark, one line per model).
+Each run is `mmea train --model NAME` + `mmea eval --csls --json` in child processes (see run_bench.py)
+in runs/compare/<dataset>_<model>_r<ratio>/; results go to results/compare/<dataset>_<model>_r<ratio>.json.
+From every JSON file there, the script writes results/compare.md (a Table-1-style table per benchmark
+and ratio) and results/compare_hits1.png (Hits@1 against the seed ratio, one panel per benchmark, one
+line per model).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import argparse
 import json
 from pathlib import Path
 
-from run_bench import RESULTS, bench_one
+from run_bench import REPO, RESULTS, bench_one
 
 COMPARE = RESULTS / "compare"
+#: Run folders of the comparison, apart from those of `make bench` (the same tags would collide).
+RUNS = REPO / "runs" / "compare"
 MODELS = ("clamea", "ricea", "mimea")
 
 
@@ -116,6 +119,7 @@ def main() -> None:
                         device=args.device,
                         results=COMPARE,
                         skip_existing=args.skip_existing,
+                        runs=RUNS,
                     )
     records = load_records()
     if not records:

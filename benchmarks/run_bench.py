@@ -25,6 +25,7 @@ from mmea_pyg.config import ablation_slug
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
+RUNS = REPO / "runs" / "bench"
 MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
 
 
@@ -68,15 +69,17 @@ def bench_one(
     device: str = "auto",
     results: Path = RESULTS,
     skip_existing: bool = False,
+    runs: Path = RUNS,
 ) -> dict:
-    """Train and evaluate one configuration in child processes; write and return its result record
-    (with ``skip_existing``, return the record already in ``results`` instead, if there is one)."""
+    """Train and evaluate one configuration in child processes (run folder ``runs/<tag>``); write and
+    return its result record (with ``skip_existing``, return the record already in ``results``
+    instead, if there is one)."""
     tag = (tag or f"{dataset}_{model}_r{ratio:g}") + ablation_slug(ablations)
     path = results / f"{tag}.json"
     if skip_existing and path.exists():
         print(f"{tag}: kept {path.relative_to(REPO)}", flush=True)
         return json.loads(path.read_text())
-    out = REPO / "runs" / "bench" / tag
+    out = runs / tag
     train = [*MMEA, "train", "--dataset", dataset, "--ratio", str(ratio), "--model", model]
     train += ["--config", config, "--out", str(out), "--device", device, "--quiet"]
     for ablation in ablations:
