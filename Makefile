@@ -41,11 +41,11 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check mmea_pyg cli tests
-	$(BIN)/ruff format --check mmea_pyg cli tests
+	$(BIN)/ruff check mmea_pyg cli tests benchmarks
+	$(BIN)/ruff format --check mmea_pyg cli tests benchmarks
 
 format: install
-	$(BIN)/ruff format mmea_pyg cli tests
+	$(BIN)/ruff format mmea_pyg cli tests benchmarks
 	$(BIN)/ruff check --fix mmea_pyg cli tests
 
 # Benchmarks are commands, not tests: each writes results/*.json and regenerates BENCHMARKS.md.

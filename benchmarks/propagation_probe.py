@@ -46,9 +46,9 @@ def main() -> None:
     anchors = train
     for round_ in range(args.rounds):
         labels = {
-            side: module(
-                anchors, i, data[side, "relation", side].edge_index, data[side].num_nodes
-            ).view(data[side].num_nodes, args.hops, args.code_dim)
+            side: module(anchors, i, data[side, "relation", side].edge_index, data[side].num_nodes).view(
+                data[side].num_nodes, args.hops, args.code_dim
+            )
             for i, side in enumerate(SIDES)
         }
         for hops in range(1, args.hops + 1):

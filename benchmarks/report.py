@@ -51,7 +51,9 @@ def _table(config_file: str, rows: list[dict]) -> list[str]:
         "| run | dataset | ratio | H@1 | H@5 | H@10 | MRR | CSLS H@1 | CSLS MRR |"
         + (" ΔH@1 | ΔMRR | paper ΔH@1 | paper ΔMRR |" if ablated else "")
         + " best epoch | train time | peak RSS | machine |",
-        "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|" if ablated else "") + "---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|"
+        + ("---|---|---|---|" if ablated else "")
+        + "---|---|---|---|",
     ]
     for r in rows:
         m = r["metrics"]

@@ -113,6 +113,9 @@ class ModelConfig:
     label_weight: float = 2.0
     #: Entropic regularisation of MIMEA's optimal-transport plan.
     ot_reg: float = 0.05
+    #: Sinkhorn iterations of MIMEA's plan per modality and step; its training time grows as
+    #: ``ot_max_iter * B^2`` for a batch of ``B`` pairs (``train.pair_batch_size``).
+    ot_max_iter: int = 100
     #: Table 2 ablation switches, e.g. ``["w/o V"]``.
     ablations: list[str] = field(default_factory=list)
 

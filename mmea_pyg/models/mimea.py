@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.errors import ConfigError
 from mmea_pyg.models.base import SIDES, register_model
 from mmea_pyg.models.knowledge import (
     KnowledgeEncoder,
@@ -66,6 +67,7 @@ class MIMEA(KnowledgeModel):
         heads: Heads of the fusion attention (must divide ``dim``).
         temperature: InfoNCE temperature of the final embedding, and the initial per-modality ones.
         ot_reg: Entropic regularisation of the Sinkhorn plan.
+        ot_max_iter: Sinkhorn iterations of the plan.
         ablations: Canonical Table 2 names among those above.
     """
 
@@ -76,16 +78,21 @@ class MIMEA(KnowledgeModel):
         heads: int = 2,
         temperature: float = 0.05,
         ot_reg: float = 0.05,
+        ot_max_iter: int = 100,
         ablations: Iterable[str] = (),
     ) -> None:
         super().__init__()
+        if ot_reg <= 0 or ot_max_iter < 1:
+            raise ConfigError(
+                f"MIMEA needs model.ot_reg > 0 and model.ot_max_iter >= 1, got {ot_reg} and {ot_max_iter}"
+            )
         self.ablations = frozenset(ablations)
         self.kept = kept_modalities(self.ablations, "mimea")
         self.dim = dim
         self.temperature = temperature
         self.knowledge = knowledge
         self.fusion = ProbabilisticModalFusion(dim, heads=heads)
-        self.transport = OptimalTransportModalAlignment(reg=ot_reg)
+        self.transport = OptimalTransportModalAlignment(reg=ot_reg, max_iter=ot_max_iter)
         self.log_temperature = nn.Parameter(torch.empty(len(self.kept)))
         self.reset_parameters()
 
@@ -98,6 +105,7 @@ class MIMEA(KnowledgeModel):
             heads=m.heads,
             temperature=config.train.temperature,
             ot_reg=m.ot_reg,
+            ot_max_iter=m.ot_max_iter,
             ablations=config.ablations,
         )
 

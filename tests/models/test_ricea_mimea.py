@@ -106,6 +106,13 @@ def test_mimea_learns_modality_temperatures(data):
     assert "mlp_hidden=100" in repr(model)
 
 
+def test_mimea_sinkhorn_options_reach_the_plan(data):
+    transport = make(data, "mimea", "model.ot_reg=0.1", "model.ot_max_iter=7").transport
+    assert (transport.reg, transport.max_iter) == (0.1, 7)
+    with pytest.raises(ConfigError, match="model.ot_max_iter"):
+        make(data, "mimea", "model.ot_max_iter=0")
+
+
 def toy_trainer(tmp_path, name, seed=0):
     # No attribute or image features: the alignment must be learnt from the seeds and the relation
     # graphs, with the relational encoder of configs/bench-cpu.yaml (anchored inductive GAT, InfoNCE).
