@@ -97,20 +97,26 @@ def corrupt_triples(
 class _GraphCache:
     """``build(edge_index, num_nodes)`` computed once per graph: relation graphs do not change between
     training steps, and sorting ~10^6 edges every step would dominate a CPU step. Keyed by the edge
-    tensor's storage, size and device; holds the last few graphs (a shared encoder sees both KGs)."""
+    tensor's storage, size, device and node count; holds the last few graphs (a shared encoder sees
+    both KGs). An entry keeps its edge tensor alive, so its storage cannot be freed and reused by
+    another graph while cached, and an in-place edit of the edges (a new version of the tensor)
+    rebuilds the entry."""
 
     def __init__(self, build: Callable[[Tensor, int], Tensor], capacity: int = 4) -> None:
         self.build = build
         self.capacity = capacity
-        self._cache: dict[tuple, Tensor] = {}
+        self._cache: dict[tuple, tuple[Tensor, int, Tensor]] = {}
 
     def __call__(self, edge_index: Tensor, num_nodes: int) -> Tensor:
-        key = (edge_index.data_ptr(), edge_index.size(1), edge_index.device, num_nodes)
-        if key not in self._cache:
+        key = (edge_index.data_ptr(), tuple(edge_index.shape), edge_index.device, num_nodes)
+        entry = self._cache.get(key)
+        if entry is None or entry[1] != edge_index._version:
+            self._cache.pop(key, None)
             if len(self._cache) >= self.capacity:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = self.build(edge_index, num_nodes)
-        return self._cache[key]
+            entry = (edge_index, edge_index._version, self.build(edge_index, num_nodes))
+            self._cache[key] = entry
+        return entry[2]
 
 
 def _undirected(edge_index: Tensor, num_nodes: int) -> Tensor:

@@ -364,3 +364,21 @@ def test_anchor_propagation_projects_the_labels():
     assert module.lin.weight.grad is not None and "codes" not in dict(module.named_parameters())
     assert "code_dim=6" in repr(module)
     assert_reset_reinitialises(module)
+
+
+def test_graph_cache_builds_once_and_rebuilds_after_an_in_place_edit():
+    from mmea_pyg.nn.encoders import _GraphCache
+
+    calls = []
+    cache = _GraphCache(lambda edge_index, n: calls.append(n) or edge_index.flip(0).clone(), capacity=2)
+    edges = torch.tensor([[0, 1], [1, 2]])
+    first = cache(edges, 3)
+    assert cache(edges, 3) is first and calls == [3]  # cached
+    cache(edges, 4)  # another node count is another graph
+    assert calls == [3, 4]
+    edges[0, 0] = 2  # in place: same storage, new version
+    torch.testing.assert_close(cache(edges, 3), edges.flip(0))
+    assert calls == [3, 4, 3]
+    for n in (5, 6, 7):  # bounded: the oldest entries go first
+        cache(edges, n)
+    assert len(cache._cache) == 2
