@@ -46,7 +46,7 @@ lint: install
 
 format: install
 	$(BIN)/ruff format mmea_pyg cli tests benchmarks
-	$(BIN)/ruff check --fix mmea_pyg cli tests
+	$(BIN)/ruff check --fix mmea_pyg cli tests benchmarks
 
 # Benchmarks are commands, not tests: each writes results/*.json and regenerates BENCHMARKS.md.
 BENCH_CONFIG ?= configs/bench-cpu.yaml

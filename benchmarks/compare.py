@@ -16,16 +16,13 @@ import argparse
 import json
 from pathlib import Path
 
-from run_bench import REPO, RESULTS, bench_one
+from report import fmt
+from run_bench import REPO, RESULTS, bench_one, write_text_atomic
 
 COMPARE = RESULTS / "compare"
 #: Run folders of the comparison, apart from those of `make bench` (the same tags would collide).
 RUNS = REPO / "runs" / "compare"
 MODELS = ("clamea", "ricea", "mimea")
-
-
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def load_records() -> list[dict]:
@@ -67,9 +64,7 @@ def write_table(records: list[dict], path: Path) -> None:
             f"{fmt(m.get('csls/mrr'))} | {r['best_epoch']} | {r['train_wall_s'] / 60:.1f} min | {r['peak_rss_gib']} GiB |"
         )
     lines += ["", "![Hits@1 against the seed ratio](compare_hits1.png)", ""]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def write_plot(records: list[dict], path: Path) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
+
+from run_bench import REPO, RESULTS, write_text_atomic
 
 from mmea_pyg.config import ABLATIONS
 from mmea_pyg.data.registry import DATASETS
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def fmt(value: float | None) -> str:
@@ -77,7 +76,7 @@ def _table(config_file: str, rows: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    records = [json.loads(p.read_text()) for p in sorted((REPO / "results").glob("*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     records = [r for r in records if "metrics" in r and "tag" in r]
     lines = [
         "# Benchmarks",
@@ -128,7 +127,7 @@ def main() -> None:
     lines += ["", "## Commands", ""]
     for r in records:
         lines += [f"`{r['tag']}`:", "", "```bash", *r["commands"], "```", ""]
-    (REPO / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(REPO / "BENCHMARKS.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

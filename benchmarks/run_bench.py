@@ -29,6 +29,14 @@ RUNS = REPO / "runs" / "bench"
 MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: an interrupted
+    run leaves the previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def machine() -> str:
     import torch
 
@@ -110,9 +118,7 @@ def bench_one(
         "config": json.loads((out / "eval_test.json").read_text())["config"],
     }
     results.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(record, indent=2))
     m = record["metrics"]
     print(
         f"{tag}: hits@1 {m.get('hits@1', float('nan')):.4f} mrr {m.get('mrr', float('nan')):.4f} "
