@@ -1,7 +1,7 @@
 """Train CLAMEA, RICEA and MIMEA on the same data, split, seed and evaluator, and compare them.
 
     python benchmarks/compare.py [--models clamea ricea mimea] [--datasets fb15k-db15k fb15k-yago15k] \
-        [--ratios 0.2 0.5 0.8] [--config configs/short-cpu.yaml] [--skip-existing]
+        [--ratios 0.2 0.5 0.8] [--config clamea] [--skip-existing]
 
 Each run is `mmea train --model NAME` + `mmea eval --csls --json` in child processes (see run_bench.py)
 in runs/compare/<dataset>_<model>_r<ratio>/; results go to results/compare/<dataset>_<model>_r<ratio>.json.
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--datasets", nargs="+", default=["fb15k-db15k", "fb15k-yago15k"])
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.2, 0.5, 0.8])
-    parser.add_argument("--config", default="configs/short-cpu.yaml")
+    parser.add_argument("--config", default="clamea", help="YAML file or preset name")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--skip-existing", action="store_true", help="keep results already in results/compare/"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import statistics
 
 from run_bench import REPO, RESULTS, write_text_atomic
 
@@ -47,10 +49,10 @@ def _table(config_file: str, rows: list[dict]) -> list[str]:
     lines = [
         f"## `{config_file}`",
         "",
-        "| run | dataset | ratio | H@1 | H@5 | H@10 | MRR | CSLS H@1 | CSLS MRR |"
+        "| run | what is ranked | dataset | ratio | H@1 | H@5 | H@10 | MRR | CSLS H@1 | CSLS MRR |"
         + (" ΔH@1 | ΔMRR | paper ΔH@1 | paper ΔMRR |" if ablated else "")
         + " best epoch | train time | peak RSS | machine |",
-        "|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|"
         + ("---|---|---|---|" if ablated else "")
         + "---|---|---|---|",
     ]
@@ -67,10 +69,80 @@ def _table(config_file: str, rows: list[dict]) -> list[str]:
                     f" {_paper_delta(r, 'hits@1')} | {_paper_delta(r, 'mrr')} |"
                 )
         lines.append(
-            f"| {r['tag']} | {r['dataset']} | {r['ratio']:g} | {fmt(m.get('hits@1'))} | {fmt(m.get('hits@5'))} | "
-            f"{fmt(m.get('hits@10'))} | {fmt(m.get('mrr'))} | {fmt(m.get('csls/hits@1'))} | "
-            f"{fmt(m.get('csls/mrr'))} |{delta} {r['best_epoch']} | {r['train_wall_s'] / 60:.1f} min | "
-            f"{r['peak_rss_gib']} GiB | {r['machine']} |"
+            f"| {r['tag']} | {r['model']} embedding | {r['dataset']} | {r['ratio']:g} | {_metrics(m)} |{delta} "
+            f"{r['best_epoch']} | {r['train_wall_s'] / 60:.1f} min | {r['peak_rss_gib']} GiB | {r['machine']} |"
+        )
+        if r.get("propagation"):  # the add-on's row: same checkpoint, LightEA labels appended
+            p = r["propagation"]
+            lines.append(
+                f"| {r['tag']} + propagation | {r['model']} embedding + LightEA labels (add-on) | "
+                f"{r['dataset']} | {r['ratio']:g} | {_metrics(p['metrics'])} |{' | | | |' if ablated else ''} "
+                f"{r['best_epoch']} | + {p['eval_wall_s'] / 60:.1f} min eval | {r['peak_rss_gib']} GiB | "
+                f"{r['machine']} |"
+            )
+    return [*lines, ""]
+
+
+def _metrics(m: dict) -> str:
+    keys = ("hits@1", "hits@5", "hits@10", "mrr", "csls/hits@1", "csls/mrr")
+    return " | ".join(fmt(m.get(k)) for k in keys)
+
+
+SEED_TAG = re.compile(r"_seed\d+")
+
+
+def _ablation_section(records: list[dict]) -> list[str]:
+    """``make ablation``: each Table 2 switch over several training seeds on one split, mean ± std of
+    the model's own embedding, its difference to the full model and whether that difference exceeds
+    the full model's seed spread (max - min over its seeds), beside the paper's difference."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(SEED_TAG.sub("", r["tag"]), []).append(r)
+    full_key = next(
+        (k for k, rows in groups.items() if not rows[0].get("ablations") and not k.endswith("_untrained")),
+        None,
+    )
+    if full_key is None:
+        return []
+
+    def stats(rows: list[dict], key: str) -> tuple[float, float]:
+        values = [r["metrics"][key] for r in rows if key in r["metrics"]]
+        return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+    full = groups[full_key]
+    spread = max(r["metrics"]["hits@1"] for r in full) - min(r["metrics"]["hits@1"] for r in full)
+    full_h1 = stats(full, "hits@1")[0]
+    full_mrr = stats(full, "mrr")[0]
+    lines = [
+        "## Ablation: each Table 2 switch over several training seeds (`make ablation`)",
+        "",
+        f"Mean ± std over the seeds of the model's own embedding (no add-on), test split. The full model's "
+        f"seed spread (max - min Hits@1) is {spread:.4f}: a switch's difference counts as an effect only "
+        "beyond it.",
+        "",
+        "| switch | seeds | H@1 | MRR | CSLS H@1 | ΔH@1 | ΔMRR | effect? | paper ΔH@1 | paper ΔMRR |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def order(key: str) -> tuple:
+        ablations = groups[key][0].get("ablations") or []
+        rank = [list(ABLATIONS).index(a) for a in ablations if a in ABLATIONS]
+        return (key != full_key, "untrained" not in key, rank, key)
+
+    for key in sorted(groups, key=order):
+        rows = groups[key]
+        h1, h1_sd = stats(rows, "hits@1")
+        mrr, mrr_sd = stats(rows, "mrr")
+        csls, csls_sd = stats(rows, "csls/hits@1")
+        ablations = rows[0].get("ablations") or []
+        name = "full model" if key == full_key else (" + ".join(ablations) or key.rsplit("_", 1)[-1])
+        delta = "" if key == full_key else f"{h1 - full_h1:+.4f} | {mrr - full_mrr:+.4f} |"
+        effect = "" if key == full_key else ("yes" if abs(h1 - full_h1) > spread else "no")
+        delta = delta or " | |"
+        lines.append(
+            f"| {name} | {len(rows)} | {h1:.4f} ± {h1_sd:.4f} | {mrr:.4f} ± {mrr_sd:.4f} | "
+            f"{csls:.4f} ± {csls_sd:.4f} | {delta} {effect} | {_paper_delta(rows[0], 'hits@1')} | "
+            f"{_paper_delta(rows[0], 'mrr')} |"
         )
     return [*lines, ""]
 
@@ -89,12 +161,21 @@ def main() -> None:
         "(see README, *Provenance caveat*). The comparable published setting is CLAMEA's `w/o V` row",
         "(Table 2); the full-model figures (Table 1) use images and all FB15K triples.",
         "",
+        "**What is ranked.** Each run has two rows from the same checkpoint: the model's own embedding",
+        "(`<model> embedding`: nothing else), and the same embedding with LightEA's propagated seed labels",
+        "appended at evaluation time (`+ propagation`: an add-on that is not part of the model, `mmea eval",
+        "--propagation`). Figures from before issue 11, when such labels were appended inside every model,",
+        "are in `results/previous/` (not listed here).",
+        "",
     ]
+    seeded = [r for r in records if SEED_TAG.search(r["tag"])]
     groups: dict[str, list[dict]] = {}
     for r in records:
-        groups.setdefault(r.get("config_file") or _config_of(r["commands"][0]), []).append(r)
+        if r not in seeded:
+            groups.setdefault(r.get("config_file") or _config_of(r["commands"][0]), []).append(r)
     for config_file, rows in groups.items():
         lines += _table(config_file, sorted(rows, key=_order))
+    lines += _ablation_section(seeded)
     lines += [
         "",
         "## Published CLAMEA figures (20% seeds)",

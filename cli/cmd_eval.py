@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mmea_pyg.errors import MMEAError
+from mmea_pyg.errors import ConfigError, MMEAError
 
 
 def latest_checkpoint() -> Path:
@@ -33,6 +33,12 @@ def latest_checkpoint() -> Path:
 @click.option(
     "--csls", is_flag=True, help="Also report CSLS-rescored metrics (k from the config, default 10)."
 )
+@click.option(
+    "--propagation",
+    is_flag=True,
+    help="Rank the '+ propagation' embedding: LightEA's propagated seed labels appended to the model's "
+    "(an add-on, not part of the model; options eval.propagation_* of the run's config).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--device", default="auto", show_default=True)
 @click.option(
@@ -42,7 +48,7 @@ def latest_checkpoint() -> Path:
     envvar="MMEA_DATA",
     help="Data root (default: the run's, else $MMEA_DATA or ./datasets).",
 )
-def evaluate_command(metric, checkpoint, split, csls, as_json, device, root):
+def evaluate_command(metric, checkpoint, split, csls, propagation, as_json, device, root):
     """Rank each test source entity among all test target entities (and the reverse)."""
     import torch
 
@@ -72,6 +78,31 @@ def evaluate_command(metric, checkpoint, split, csls, as_json, device, root):
     aligned = data["source", "aligned", "target"]
     pairs = aligned.edge_index[:, aligned.test_mask if split == "test" else aligned.valid_mask]
     chunk = config.eval.chunk_size
+    if propagation:
+        from mmea_pyg.training.propagation import LightEAPropagation
+
+        e = config.eval
+        if (
+            e.propagation_weight <= 0
+            or e.propagation_rounds < 0
+            or min(e.propagation_dim, e.propagation_hops) < 1
+        ):
+            raise ConfigError(
+                f"{path}: eval.propagation_weight must be > 0, eval.propagation_rounds >= 0 and "
+                "eval.propagation_dim/hops >= 1; fix the run's config.yaml"
+            )
+        pseudo = saved.get("pseudo_pairs")
+        model = LightEAPropagation(
+            model,
+            data,
+            aligned.edge_index[:, aligned.train_mask],
+            None if pseudo is None else pseudo.to(pairs.device),
+            code_dim=e.propagation_dim,
+            hops=e.propagation_hops,
+            weight=e.propagation_weight,
+            rounds=e.propagation_rounds,
+            chunk_size=chunk,
+        )
     with torch.no_grad():
         src = model.embed(data, "source", pairs[0], chunk)
         tgt = model.embed(data, "target", pairs[1], chunk)
@@ -87,11 +118,12 @@ def evaluate_command(metric, checkpoint, split, csls, as_json, device, root):
         "ratio": d.ratio,
         "seed": config.train.seed,
         "epoch": saved["epoch"],
+        "embedding": "model + LightEA propagation" if propagation else "model",
         "pairs": int(pairs.size(1)),
         "metrics": selected,
         "config": config.to_dict(),
     }
-    out = path.parent / f"eval_{split}.json"
+    out = path.parent / f"eval_{split}{'_propagation' if propagation else ''}.json"
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({**record, "metrics": results}, indent=2))
     os.replace(tmp, out)
@@ -99,7 +131,8 @@ def evaluate_command(metric, checkpoint, split, csls, as_json, device, root):
         click.echo(json.dumps({k: v for k, v in record.items() if k != "config"}, indent=2))
     else:
         click.echo(
-            f"{d.dataset} ({split}, {record['pairs']:,} pairs, ratio {d.ratio:g}, epoch {record['epoch']})"
+            f"{d.dataset} ({split}, {record['pairs']:,} pairs, ratio {d.ratio:g}, epoch {record['epoch']}, "
+            f"{record['embedding']})"
         )
         for key, value in selected.items():
             click.echo(f"  {key:<18} {value:.4f}")

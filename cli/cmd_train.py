@@ -25,8 +25,9 @@ def default_out(config: Config) -> str:
 def build_config(
     config_file, dataset, ratio, model, ablations, sets, out, epochs, seed, device, root, mirror
 ) -> Config:
-    """The run config: defaults < ``--config`` file < explicit options < ``--set`` assignments."""
-    config = Config.load(config_file) if config_file else Config()
+    """The run config: the model's validated preset (or the ``--config`` file or preset) < explicit
+    options < ``--set`` assignments."""
+    config = Config.load(config_file) if config_file else Config.recommended(model or Config().model.name)
     explicit = []
     for key, value in (
         ("data.dataset", dataset),
@@ -133,6 +134,14 @@ def train(
     )
     trainer = Trainer(config, ds[0], progress=not quiet)
     click.echo(f"run folder: {config.out}  model: {trainer.model}  device: {trainer.device}", err=True)
+    kept = getattr(trainer.model, "kept", None)
+    if kept is not None:
+        missing = [m for m in ("v", "r", "a") if m not in kept]
+        click.echo(
+            f"modalities: {', '.join(kept)}"
+            + (f" (not used: {', '.join(missing)}: ablated or absent from the data)" if missing else ""),
+            err=True,
+        )
     if resume:
         trainer.resume()
     state = trainer.fit()

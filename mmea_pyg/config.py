@@ -78,8 +78,9 @@ class ModelConfig:
     dim: int = 100
     #: Tokens T per modality embedding (d must be divisible by T).
     num_tokens: int = 4
-    #: Relational encoder: ``transe`` (the paper), ``gat`` (free entity embeddings) or ``gat-attr``
-    #: (inductive GAT over the attribute features).
+    #: Relational encoder: ``transe`` (the paper), ``gat`` (free entity embeddings), ``gat-attr`` /
+    #: ``gcn-attr`` (inductive GAT / GCN over the attribute features) or ``propagation`` (learned
+    #: seed-pair codes propagated over the relation graph; the validated presets).
     structure: str = "transe"
     #: Attention heads of MFE, DMAFF and CMAE.
     heads: int = 2
@@ -91,26 +92,28 @@ class ModelConfig:
     transe_margin: float = 1.0
     #: GAT layers when ``structure`` is ``gat`` or ``gat-attr``.
     gat_layers: int = 2
-    #: Seed anchors (``structure == "gat-attr"`` only): both entities of a training seed pair get the
+    #: Seed anchors (inductive encoders; needed by ``propagation``): both entities of a training seed pair get the
     #: same learned code at the encoder's input, so that message passing carries seed identity.
     anchors: bool = False
     #: With ``anchors``: ``learned`` codes of width ``dim`` added at the encoder's input, or
     #: ``propagated``: fixed random codes of width ``anchor_dim`` propagated ``anchor_hops`` steps over
-    #: the relation graph (LightEA's entity view), then projected to ``dim``.
+    #: the relation graph (LightEA's entity view), then projected to ``dim``. With
+    #: ``structure == "propagation"`` the learned codes are ``anchor_dim`` wide and propagated
+    #: ``anchor_hops`` steps by the encoder itself.
     anchor_features: str = "learned"
     anchor_dim: int = 512
     anchor_hops: int = 2
     #: With ``anchors``: pseudo seeds of the iterative strategy become anchors too (until replaced).
     anchor_pseudo: bool = False
-    #: Relation-type features (``structure == "gat-attr"`` only): each entity's mean direction-aware
+    #: Relation-type features (inductive encoders only): each entity's mean direction-aware
     #: relation-type embedding (one table per KG) is added at the encoder's input.
     relation_context: bool = False
-    #: Append seed labels propagated over the relation graph (LightEA's entity view, no parameters)
-    #: to the final embedding used for ranking and pseudo seeds; each round of the iterative strategy
-    #: adds its pseudo seeds to the propagated seeds. Codes of width ``anchor_dim``, ``anchor_hops`` steps.
-    label_propagation: bool = False
-    #: Norm of the label block relative to the unit-norm model embedding.
-    label_weight: float = 2.0
+    #: CLAMEA's DMMG: reconstruct detached embeddings, so that L_vae trains the VAEs only and does not
+    #: pull the modality embeddings towards what a VAE reconstructs easily (the paper trains jointly).
+    detach_vae_targets: bool = False
+    #: CLAMEA's CMAE: the query of MH_xy(h^y, h^x) comes from the ``source`` h^y (multi-head attention's
+    #: argument order; the association stays in h^x's values, as Eq. 25 reads) or the ``target`` h^x.
+    cmae_query: str = "source"
     #: Entropic regularisation of MIMEA's optimal-transport plan.
     ot_reg: float = 0.05
     #: Sinkhorn iterations of MIMEA's plan per modality and step; its training time grows as
@@ -166,6 +169,14 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     csls_k: int = 10
     chunk_size: int = 2048
+    #: The "+ propagation" add-on (``mmea eval --propagation``, not part of any model): LightEA's seed
+    #: labels (codes of width ``propagation_dim``, ``propagation_hops`` steps, block norm
+    #: ``propagation_weight``) appended to the model's embedding, re-anchored ``propagation_rounds`` times
+    #: by mutual nearest neighbours (:class:`mmea_pyg.training.propagation.LightEAPropagation`).
+    propagation_dim: int = 512
+    propagation_hops: int = 2
+    propagation_weight: float = 2.0
+    propagation_rounds: int = 3
 
 
 @dataclass
@@ -187,7 +198,16 @@ class Config:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Config:
+        """Load a YAML file, or a preset of :mod:`mmea_pyg.presets` by name (e.g. ``"paper"``)."""
+        from mmea_pyg.presets import preset_names, preset_path
+
         path = Path(path)
+        if not path.exists() and path.suffix == "" and preset_path(str(path)) is not None:
+            path = preset_path(str(path))
+        elif not path.exists() and path.suffix == "":
+            raise ConfigError(
+                f"config {str(path)!r} is neither a file nor a preset; presets: {', '.join(preset_names())}"
+            )
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError as exc:
@@ -197,6 +217,18 @@ class Config:
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, eval)")
         return cls.from_dict(values, source=str(path))
+
+    @classmethod
+    def recommended(cls, model: str = "clamea") -> Config:
+        """The best configuration validated for ``model`` (its preset in :mod:`mmea_pyg.presets`):
+        what ``mmea train`` runs without ``--config``. The dataclass defaults are the paper's
+        hyperparameters, the ``paper`` preset."""
+        from mmea_pyg.presets import preset_path
+
+        path = preset_path(model.lower())
+        if path is None:
+            raise ConfigError(f"unknown model {model!r}; known models: clamea, mimea, ricea")
+        return cls.load(path)
 
     def save(self, path: str | os.PathLike) -> None:
         path = Path(path)

@@ -13,12 +13,18 @@ from torch_geometric.data import HeteroData
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.losses import contrastive_alignment_loss, infonce_alignment_loss
 from mmea_pyg.models.base import register_model
-from mmea_pyg.models.knowledge import MODALITIES, KnowledgeEncoder, KnowledgeModel, kept_modalities
+from mmea_pyg.models.knowledge import (
+    MODALITIES,
+    KnowledgeEncoder,
+    KnowledgeModel,
+    available_modalities,
+    kept_modalities,
+)
 from mmea_pyg.nn.association import CrossModalAssociationExtraction
 from mmea_pyg.nn.attention_flow import ModalAttentionFlowFusion
 from mmea_pyg.nn.encoders import Tokenizer
 from mmea_pyg.nn.enhancement import ModalFeatureEnhancement
-from mmea_pyg.nn.generation import DynamicMissingModalityGeneration
+from mmea_pyg.nn.generation import DynamicMissingModalityGeneration, generation_sources
 
 FUSED_PAIRS = (("a", "r"), ("v", "r"), ("a", "v"))  # h^{ar}, h^{vr}, h^{av}
 
@@ -62,6 +68,11 @@ class CLAMEA(KnowledgeModel):
         cl_margin: gamma_cl of Eq. 35 (App. F: 2).
         temperature: Temperature of the InfoNCE alternative.
         ablations: Table 2 switches (canonical names, see :data:`mmea_pyg.config.ABLATIONS`).
+        available: The modalities the data has (:func:`~mmea_pyg.models.knowledge.available_modalities`):
+            a modality that no entity has takes no part in any module or loss.
+        detach_vae_targets: DMMG reconstructs detached embeddings (``model.detach_vae_targets``).
+        cmae_query: Which side of each CMAE association gives the query (``model.cmae_query``, see
+            :class:`~mmea_pyg.nn.association.CrossModalAssociationExtraction`).
     """
 
     def __init__(
@@ -76,29 +87,41 @@ class CLAMEA(KnowledgeModel):
         cl_margin: float = 2.0,
         temperature: float = 0.1,
         ablations: Iterable[str] = (),
+        available: Iterable[str] = MODALITIES,
+        detach_vae_targets: bool = False,
+        cmae_query: str = "source",
     ) -> None:
         super().__init__()
         if dim % num_tokens:
             raise ConfigError(f"model.dim={dim} must be divisible by model.num_tokens={num_tokens}")
+        if cmae_query not in ("source", "target"):
+            raise ConfigError(f"model.cmae_query must be 'source' or 'target', got {cmae_query!r}")
         if contrastive not in ("msnea", "infonce"):
             raise ConfigError(f"train.contrastive must be 'msnea' or 'infonce', got {contrastive!r}")
         self.ablations = frozenset(ablations)
         self.dim, self.num_tokens, self.token_dim = dim, num_tokens, dim // num_tokens
         self.contrastive, self.cl_margin, self.temperature = contrastive, cl_margin, temperature
-        self.kept = kept_modalities(self.ablations)
+        self.kept = kept_modalities(self.ablations, available=tuple(available))
+        kept = self.kept
 
         # Multimodal Knowledge Encoder (App. B): relational encoder and projections.
         self.knowledge = knowledge
-        self.tokenize = nn.ModuleDict({m: Tokenizer(dim, num_tokens) for m in MODALITIES})
+        self.tokenize = nn.ModuleDict({m: Tokenizer(dim, num_tokens) for m in kept})
 
         token = dict(num_tokens=num_tokens, token_dim=self.token_dim)
         self.mfe = None
         if "w/o MFE" not in self.ablations:
-            self.mfe = nn.ModuleDict(
-                {m: ModalFeatureEnhancement(self.token_dim, heads=heads) for m in MODALITIES}
-            )
+            self.mfe = nn.ModuleDict({m: ModalFeatureEnhancement(self.token_dim, heads=heads) for m in kept})
+        #: The DMAFF pairs that a later module reads: the generating pairs of DMMG (h^{vr} for a,
+        #: h^{ar} for v) and, with three modalities, the fused sources of CMAE (Eq. 20-22). With two
+        #: modalities (no image anywhere, or an ablated one) no module reads a fused pair: no DMAFF.
+        sources = generation_sources(kept) if "w/o DMMG" not in self.ablations else {}
+        read = {y for ys in sources.values() for y in ys if len(y) == 2}
+        if "w/o CMAE" not in self.ablations and len(kept) == 3:
+            read |= {"av", "vr", "ar"}
+        self.pairs = tuple((x, y) for x, y in FUSED_PAIRS if x + y in read)
         self.dmaff = None
-        if "w/o DMAFF" not in self.ablations:
+        if "w/o DMAFF" not in self.ablations and self.pairs:
             self.dmaff = nn.ModuleDict(
                 {
                     x + y: ModalAttentionFlowFusion(
@@ -108,17 +131,24 @@ class CLAMEA(KnowledgeModel):
                         use_flow="w/o MAF" not in self.ablations,
                         use_gate="w/o G" not in self.ablations,
                     )
-                    for x, y in FUSED_PAIRS
+                    for x, y in self.pairs
                 }
             )
         self.dmmg = None
         if "w/o DMMG" not in self.ablations:
-            self.dmmg = DynamicMissingModalityGeneration(
-                **token, latent_dim=latent_dim, dsum_heads=dsum_heads
+            dmmg = DynamicMissingModalityGeneration(
+                **token,
+                latent_dim=latent_dim,
+                dsum_heads=dsum_heads,
+                modalities=kept,
+                detach_targets=detach_vae_targets,
             )
+            self.dmmg = dmmg if dmmg.enabled else None  # nothing to generate from what is kept
         self.cmae = None
-        if "w/o CMAE" not in self.ablations:
-            self.cmae = CrossModalAssociationExtraction(self.token_dim, heads=heads)
+        if "w/o CMAE" not in self.ablations and len(kept) >= 2:
+            self.cmae = CrossModalAssociationExtraction(
+                self.token_dim, heads=heads, modalities=kept, query=cmae_query
+            )
         self.reset_parameters()
 
     @classmethod
@@ -136,6 +166,9 @@ class CLAMEA(KnowledgeModel):
             cl_margin=t.cl_margin,
             temperature=t.temperature,
             ablations=config.ablations,
+            available=available_modalities(data),
+            detach_vae_targets=m.detach_vae_targets,
+            cmae_query=m.cmae_query,
         )
 
     def reset_parameters(self) -> None:
@@ -148,39 +181,34 @@ class CLAMEA(KnowledgeModel):
 
     def encode(self, data: HeteroData, side: str, index: Tensor, structure: Tensor) -> dict[str, Tensor]:
         h, masks = self.knowledge(data, side, index, structure)
-        attr_mask, img_mask = masks["a"], masks["v"]
-        tokens = {m: self.tokenize[m](x) for m, x in h.items()}  # [B, T, d_t]
+        tokens = {m: self.tokenize[m](h[m]) for m in self.kept}  # [B, T, d_t]
         if self.mfe is not None:
             tokens = {m: self.mfe[m](x) for m, x in tokens.items()}
 
-        fused = {}
-        for x, y in FUSED_PAIRS:
+        # DMAFF: fused pairs h^{ar}, h^{vr}, h^{av} of the kept modalities (Eq. 4-15). A pair is
+        # evidence for an entity that has at least one of its two modalities.
+        fused, present = {}, {m: masks[m] for m in self.kept}
+        for x, y in self.pairs:
             if self.dmaff is None:
                 fused[x + y] = (tokens[x] + tokens[y]) / 2
             else:
                 fused[x + y] = self.dmaff[x + y](tokens[x], tokens[y], masks[x], masks[y])["fused"]
+            present[x + y] = masks[x] | masks[y]
 
         out: dict[str, Tensor] = {}
-        if self.dmmg is not None:
-            generated = self.dmmg(
-                tokens["a"], tokens["v"], tokens["r"], fused["vr"], fused["ar"], attr_mask, img_mask
-            )
-            tokens["a"], tokens["v"] = generated["a"], generated["v"]
+        if self.dmmg is not None:  # DMMG (Eq. 16-19): missing a / v generated, then present
+            generated = self.dmmg(tokens, fused, masks)
+            for x in self.dmmg.sources:
+                tokens[x], present[x] = generated[x], torch.ones_like(masks[x])
             out["loss_vae"], out["loss_m"] = generated["loss_vae"], generated["loss_m"]
 
-        if self.cmae is not None:
-            extracted = self.cmae(
-                h_r=tokens["r"],
-                h_a=tokens["a"],
-                h_v=tokens["v"],
-                h_av=fused["av"],
-                h_vr=fused["vr"],
-                h_ar=fused["ar"],
-            )
-            tokens = {m: extracted[m] for m in MODALITIES}
+        if self.cmae is not None:  # CMAE (Eq. 20-25)
+            inputs = {f"h_{name}": value for name, value in {**tokens, **fused}.items()}
+            extracted = self.cmae(**inputs, masks=present)
+            tokens = {m: extracted[m] for m in self.kept}
             out["loss_s"] = extracted["loss_s"]
 
-        for m in MODALITIES:
+        for m in self.kept:
             out[m] = Tokenizer.flatten(tokens[m])
         out["M"] = torch.cat([F.normalize(out[m], dim=-1) for m in self.kept], dim=-1)
         return out

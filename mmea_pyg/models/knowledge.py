@@ -26,17 +26,20 @@ from mmea_pyg.nn.encoders import (
     AnchorPropagation,
     GATEncoder,
     InductiveGATEncoder,
-    LabelPropagation,
+    InductiveGCNEncoder,
     ModalityProjection,
     RelationContext,
     SeedAnchors,
+    SeedPropagationEncoder,
     TransE,
 )
 
 #: Modalities in the order of CLAMEA's final concatenation (Eq. 26): visual, relational, attribute.
 MODALITIES = ("v", "r", "a")
 #: Relational encoders: TransE (the paper), GAT over free entity embeddings, GAT over attribute features.
-STRUCTURES = ("transe", "gat", "gat-attr")
+STRUCTURES = ("transe", "gat", "gat-attr", "gcn-attr", "propagation")
+#: The inductive relational encoders (no per-entity parameters; take seed anchors and relation context).
+INDUCTIVE = ("gat-attr", "gcn-attr", "propagation")
 
 
 def train_seeds(data: HeteroData) -> Tensor:
@@ -62,13 +65,14 @@ class KnowledgeEncoder(nn.Module):
       the attribute features, with optional additive inputs: seed anchors
       (:class:`~mmea_pyg.nn.encoders.SeedAnchors`, ``anchors``; the latest pseudo seeds too with
       ``anchor_pseudo``) and per-KG relation-type context
-      (:class:`~mmea_pyg.nn.encoders.RelationContext`, ``relation_context``).
-
-    With ``label_propagation``, the encoder also holds a parameter-free
-    :class:`~mmea_pyg.nn.encoders.LabelPropagation` (:meth:`labels`): the training seeds and the latest
-    pseudo seeds propagate fixed random codes ``anchor_hops`` steps over each relation graph. Models
-    append these labels to their final embedding (:meth:`KnowledgeModel.embed`), so that every
-    round of the iterative strategy also re-anchors the relational evidence, as LightEA does.
+      (:class:`~mmea_pyg.nn.encoders.RelationContext`, ``relation_context``);
+    * ``"gcn-attr"``: the same with :class:`~mmea_pyg.nn.encoders.InductiveGCNEncoder` (graph
+      convolutions: one cached sparse product per layer);
+    * ``"propagation"`` (the validated presets): one
+      :class:`~mmea_pyg.nn.encoders.SeedPropagationEncoder` shared by both KGs, which propagates the
+      learned seed-pair codes of :class:`~mmea_pyg.nn.encoders.SeedAnchors` (width ``anchor_dim``,
+      ``anchor_hops`` steps; needs ``anchors``) over each relation graph and reads them out with the
+      optional relation-type context. It reads no attribute or image feature.
 
     Args:
         num_entities: Entities per KG side, ``{"source": N1, "target": N2}``.
@@ -77,29 +81,22 @@ class KnowledgeEncoder(nn.Module):
         img_dim: Width of the image features (0: none; every entity then lacks the visual modality).
         dim: Embedding width :math:`d`.
         mlp_hidden: Hidden width of the attribute / image MLPs (0: linear projections).
-        structure: ``"transe"``, ``"gat"`` or ``"gat-attr"``.
+        structure: ``"transe"``, ``"gat"``, ``"gat-attr"``, ``"gcn-attr"`` or ``"propagation"``.
         heads: GAT heads of ``"gat"``.
-        gat_layers: GAT layers of ``"gat"`` and ``"gat-attr"``.
+        gat_layers: Layers of ``"gat"``, ``"gat-attr"`` and ``"gcn-attr"``.
         transe_margin, transe_batch_size, transe_reduction: TransE's margin loss (Eq. 29-30).
-        anchors, anchor_pseudo, relation_context: the inputs of ``"gat-attr"`` above.
+        anchors, anchor_pseudo, relation_context: the inputs of the inductive encoders above.
         anchor_features: ``"learned"`` (:class:`~mmea_pyg.nn.encoders.SeedAnchors`) or
             ``"propagated"`` (:class:`~mmea_pyg.nn.encoders.AnchorPropagation`, with ``anchor_dim``
             and ``anchor_hops``).
         anchor_holdout: Fraction of a step's seed pairs whose anchor codes are hidden (and on which
             the alignment loss is computed), see :meth:`hide`.
-        label_propagation: Keep the propagated seed labels of :meth:`labels` (codes of width
-            ``anchor_dim``, ``anchor_hops`` steps).
-        label_weight: Norm of the label block relative to the unit-norm model embedding in
-            :meth:`KnowledgeModel.embed`.
 
     Shapes:
         - :meth:`structure`: ``data``, ``side`` and an optional source-entity mask :math:`(N_1,)` of
           hidden anchors :math:`\to (N_{side}, d)`
         - :meth:`forward`: ``data``, ``side``, entity indices :math:`(B,)` and the output of
           :meth:`structure` :math:`\to` ``({m: (B, d)}, {m: (B,) bool})`` for ``m`` in ``r, a, v``
-        - :meth:`labels`: ``data``, ``side`` :math:`\to (N_{side}, \text{anchor\_hops} \cdot
-          \text{anchor\_dim})`, of norm ``label_weight`` for an entity that a seed reaches at every
-          hop (each hop is a unit block, scaled by ``label_weight / sqrt(anchor_hops)``)
     """
 
     def __init__(
@@ -123,23 +120,24 @@ class KnowledgeEncoder(nn.Module):
         anchor_pseudo: bool = False,
         relation_context: bool = False,
         anchor_holdout: float = 0.5,
-        label_propagation: bool = False,
-        label_weight: float = 2.0,
     ) -> None:
         super().__init__()
         if structure not in STRUCTURES:
             raise ConfigError(f"model.structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
-        for flag, on in (("anchors", anchors), ("relation_context", relation_context)):
-            if on and structure != "gat-attr":
-                raise ConfigError(f"model.{flag}=true needs model.structure=gat-attr (an inductive encoder)")
+        for flag, on in (
+            ("anchors", anchors),
+            ("relation_context", relation_context),
+        ):
+            if on and structure not in INDUCTIVE:
+                raise ConfigError(
+                    f"model.{flag}=true needs an inductive encoder: model.structure={' or '.join(INDUCTIVE)}"
+                )
         if anchor_features not in ("learned", "propagated"):
             raise ConfigError(
                 f"model.anchor_features must be 'learned' or 'propagated', got {anchor_features!r}"
             )
         if anchor_pseudo and not anchors:
             raise ConfigError("model.anchor_pseudo=true needs model.anchors=true")
-        if label_weight <= 0:
-            raise ConfigError(f"model.label_weight must be positive, got {label_weight}")
         if not 0.0 < anchor_holdout < 1.0:
             raise ConfigError(f"train.anchor_holdout must lie strictly between 0 and 1, got {anchor_holdout}")
         self.kind = structure
@@ -155,6 +153,15 @@ class KnowledgeEncoder(nn.Module):
         elif structure == "gat-attr":
             # One inductive encoder shared by both KGs (no per-entity parameters).
             self.encoder = InductiveGATEncoder(attr_dim, dim, num_layers=gat_layers)
+        elif structure == "gcn-attr":
+            self.encoder = InductiveGCNEncoder(attr_dim, dim, num_layers=gat_layers)
+        elif structure == "propagation":
+            if not anchors or anchor_features != "learned":
+                raise ConfigError(
+                    "model.structure=propagation propagates the seed codes: it needs model.anchors=true "
+                    "with model.anchor_features=learned"
+                )
+            self.encoder = SeedPropagationEncoder(code_dim=anchor_dim, dim=dim, hops=anchor_hops)
         else:
             self.encoder = nn.ModuleDict(
                 {
@@ -170,7 +177,9 @@ class KnowledgeEncoder(nn.Module):
             )
         self.anchors: nn.Module | None = None
         if anchors and anchor_features == "learned":
-            self.anchors = SeedAnchors(num_entities["source"], dim)
+            self.anchors = SeedAnchors(
+                num_entities["source"], anchor_dim if structure == "propagation" else dim
+            )
         elif anchors:
             self.anchors = AnchorPropagation(
                 num_entities["source"], dim, code_dim=anchor_dim, hops=anchor_hops
@@ -186,14 +195,8 @@ class KnowledgeEncoder(nn.Module):
                 "v": ModalityProjection(img_dim, dim, hidden=mlp_hidden),
             }
         )
-        self.label_propagation = None
-        if label_propagation:
-            self.label_propagation = LabelPropagation(
-                num_entities["source"], code_dim=anchor_dim, hops=anchor_hops
-            )
-        self.label_weight = label_weight
         empty = torch.zeros(2, 0, dtype=torch.long)
-        self.register_buffer("pseudo_anchors", empty if anchor_pseudo or label_propagation else None)
+        self.register_buffer("pseudo_anchors", empty if anchor_pseudo else None)
         self.reset_parameters()
 
     @classmethod
@@ -220,9 +223,6 @@ class KnowledgeEncoder(nn.Module):
             anchor_pseudo=m.anchor_pseudo,
             relation_context=m.relation_context,
             anchor_holdout=t.anchor_holdout,
-            # The labels are relational evidence: "w/o R" drops them with the relational modality.
-            label_propagation=m.label_propagation and MODALITY_ABLATIONS["r"] not in config.ablations,
-            label_weight=m.label_weight,
         )
 
     def reset_parameters(self) -> None:
@@ -262,19 +262,23 @@ class KnowledgeEncoder(nn.Module):
             return self.encoder[side]()
         if self.kind == "gat":
             return self.encoder[side](edges.edge_index, edges.edge_type)
-        context = None
+        context = codes = None
         if self.anchors is not None:
             seeds = self.anchor_pairs(data, pseudo=self.anchor_pseudo)
             if hidden is not None:
                 seeds = seeds[:, ~hidden[seeds[0]]]
             if isinstance(self.anchors, AnchorPropagation):
-                context = self.anchors(seeds, SIDES.index(side), edges.edge_index, data[side].num_nodes)
+                codes = self.anchors(seeds, SIDES.index(side), edges.edge_index, data[side].num_nodes)
             else:
                 sizes = (data["source"].num_nodes, data["target"].num_nodes)
-                context = self.anchors(seeds, sizes)[SIDES.index(side)]
+                codes = self.anchors(seeds, sizes)[SIDES.index(side)]
+        if not isinstance(self.encoder, SeedPropagationEncoder):
+            context, codes = codes, None  # the GAT / GCN encoders add the codes at their input
         if self.relation_context is not None:
             relation = self.relation_context[side](edges.edge_index, edges.edge_type, data[side].num_nodes)
             context = relation if context is None else context + relation
+        if codes is not None:  # the propagation encoder reads the relation graph only
+            return self.encoder(edges.edge_index, codes, context)
         return self.encoder(data[side].x_attr, data[side].attr_mask, edges.edge_index, context)
 
     def anchor_pairs(self, data: HeteroData, pseudo: bool = True) -> Tensor:
@@ -283,17 +287,6 @@ class KnowledgeEncoder(nn.Module):
         if pseudo and self.pseudo_anchors is not None and self.pseudo_anchors.numel():
             seeds = torch.cat([seeds, self.pseudo_anchors.to(seeds.device)], dim=1)
         return seeds
-
-    def labels(self, data: HeteroData, side: str) -> Tensor:
-        """Propagated labels of every entity of ``side`` from the training and pseudo seeds, each hop's
-        unit block scaled by ``label_weight / sqrt(anchor_hops)`` (needs ``label_propagation``)."""
-        if self.label_propagation is None:
-            raise RuntimeError("KnowledgeEncoder.labels needs label_propagation=True")
-        edges = data[side, "relation", side]
-        labels = self.label_propagation(
-            self.anchor_pairs(data), SIDES.index(side), edges.edge_index, data[side].num_nodes
-        )
-        return labels * (self.label_weight / self.label_propagation.hops**0.5)
 
     def hide(
         self, data: HeteroData, pairs: Tensor, pseudo_pairs: Tensor | None, generator: torch.Generator
@@ -329,8 +322,7 @@ class KnowledgeEncoder(nn.Module):
         return {"transe": total}
 
     def update_pseudo_seeds(self, pairs: Tensor) -> None:
-        """Keep ``pairs`` :math:`(2, K)` as pseudo anchors (with ``anchor_pseudo`` or
-        ``label_propagation``; else a no-op)."""
+        """Keep ``pairs`` :math:`(2, K)` as pseudo anchors (with ``anchor_pseudo``; else a no-op)."""
         if self.pseudo_anchors is not None:
             self.pseudo_anchors = pairs.detach().to(self.pseudo_anchors.device, torch.long)
 
@@ -342,11 +334,7 @@ class KnowledgeEncoder(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def __repr__(self) -> str:
-        extras = [
-            name
-            for name in ("anchors", "relation_context", "label_propagation")
-            if getattr(self, name) is not None
-        ]
+        extras = [name for name in ("anchors", "relation_context") if getattr(self, name) is not None]
         if self.project["a"].hidden:
             extras.append(f"mlp_hidden={self.project['a'].hidden}")
         return f"{self.__class__.__name__}({self.kind}{''.join(', ' + e for e in extras)})"
@@ -358,19 +346,35 @@ MODALITY_ABLATIONS = {"r": "w/o R", "v": "w/o V", "a": "w/o A"}
 GENERIC_ABLATIONS = frozenset({*MODALITY_ABLATIONS.values(), "w/o IT"})
 
 
-def kept_modalities(ablations: frozenset[str], model_name: str | None = None) -> tuple[str, ...]:
-    """The modalities kept under ``ablations`` (in the order of :data:`MODALITIES`). With
-    ``model_name``, switches other than :data:`GENERIC_ABLATIONS` are rejected: that model lacks
-    CLAMEA's modules."""
+def available_modalities(data: HeteroData) -> tuple[str, ...]:
+    """The modalities that at least one entity of either KG has, in the order of :data:`MODALITIES`:
+    ``r`` always; ``a`` / ``v`` where some entity has attribute / image features. A model leaves the
+    others out entirely (a branch with nothing to read or reconstruct would only learn noise)."""
+    have = {"r"}
+    for m, feature, mask in (("a", "x_attr", "attr_mask"), ("v", "x_img", "img_mask")):
+        if any(data[side][feature].size(1) > 0 and bool(data[side][mask].any()) for side in SIDES):
+            have.add(m)
+    return tuple(m for m in MODALITIES if m in have)
+
+
+def kept_modalities(
+    ablations: frozenset[str], model_name: str | None = None, available: Sequence[str] = MODALITIES
+) -> tuple[str, ...]:
+    """The modalities a model runs on (in the order of :data:`MODALITIES`): those of ``available``
+    (:func:`available_modalities`) that ``ablations`` keep. With ``model_name``, switches other than
+    :data:`GENERIC_ABLATIONS` are rejected: that model lacks CLAMEA's modules."""
     unknown = sorted(ablations - GENERIC_ABLATIONS) if model_name is not None else []
     if unknown:
         raise ConfigError(
             f"ablations {', '.join(unknown)} are CLAMEA modules that model {model_name} does not have; "
             f"{model_name} supports {', '.join(sorted(GENERIC_ABLATIONS))}"
         )
-    kept = tuple(m for m in MODALITIES if MODALITY_ABLATIONS[m] not in ablations)
+    kept = tuple(m for m in MODALITIES if MODALITY_ABLATIONS[m] not in ablations and m in available)
     if not kept:
-        raise ConfigError("the ablations drop every modality; keep at least one of R, V, A")
+        raise ConfigError(
+            f"the ablations drop every modality that the data has ({', '.join(available)}); "
+            "keep at least one of them"
+        )
     return kept
 
 
@@ -410,25 +414,7 @@ class KnowledgeModel(AlignmentModel):
 
     @property
     def output_dim(self) -> int:
-        labels = self.knowledge.label_propagation
-        return self.dim * len(self.kept) + (0 if labels is None else labels.out_dim)
-
-    def embed(
-        self, data: HeteroData, side: str, index: Tensor | None = None, chunk_size: int = 4096
-    ) -> Tensor:
-        """Final embeddings :math:`(B, D)` of ``index`` (default: every entity of ``side``). With
-        ``model.label_propagation``, the unit-normalised model embedding ``M`` is followed by the
-        propagated seed labels of :meth:`KnowledgeEncoder.labels` (no gradient, not part of ``M`` in
-        the training losses)."""
-        out = super().embed(data, side, index, chunk_size)
-        if self.knowledge.label_propagation is None:
-            return out
-        if out.size(0) == 0:
-            return out.new_zeros((0, self.output_dim))
-        labels = self.knowledge.labels(data, side)
-        if index is not None:
-            labels = labels[index.to(labels.device)]
-        return torch.cat([F.normalize(out, dim=-1), labels.to(out.device)], dim=-1)
+        return self.dim * len(self.kept)
 
     def structure(self, data: HeteroData, side: str, hidden: Tensor | None = None) -> Tensor:
         return self.knowledge.structure(data, side, hidden)

@@ -17,8 +17,10 @@ from torch_geometric.data import HeteroData
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.models.base import SIDES, register_model
 from mmea_pyg.models.knowledge import (
+    MODALITIES,
     KnowledgeEncoder,
     KnowledgeModel,
+    available_modalities,
     kept_modalities,
     modal_infonce,
     weighted_concat,
@@ -69,6 +71,8 @@ class MIMEA(KnowledgeModel):
         ot_reg: Entropic regularisation of the Sinkhorn plan.
         ot_max_iter: Sinkhorn iterations of the plan.
         ablations: Canonical Table 2 names among those above.
+        available: The modalities the data has (:func:`~mmea_pyg.models.knowledge.available_modalities`);
+            the others are left out.
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class MIMEA(KnowledgeModel):
         ot_reg: float = 0.05,
         ot_max_iter: int = 100,
         ablations: Iterable[str] = (),
+        available: Iterable[str] = MODALITIES,
     ) -> None:
         super().__init__()
         if ot_reg <= 0 or ot_max_iter < 1:
@@ -87,7 +92,7 @@ class MIMEA(KnowledgeModel):
                 f"MIMEA needs model.ot_reg > 0 and model.ot_max_iter >= 1, got {ot_reg} and {ot_max_iter}"
             )
         self.ablations = frozenset(ablations)
-        self.kept = kept_modalities(self.ablations, "mimea")
+        self.kept = kept_modalities(self.ablations, "mimea", tuple(available))
         self.dim = dim
         self.temperature = temperature
         self.knowledge = knowledge
@@ -107,6 +112,7 @@ class MIMEA(KnowledgeModel):
             ot_reg=m.ot_reg,
             ot_max_iter=m.ot_max_iter,
             ablations=config.ablations,
+            available=available_modalities(data),
         )
 
     def reset_parameters(self) -> None:

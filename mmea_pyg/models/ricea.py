@@ -15,8 +15,10 @@ from torch_geometric.data import HeteroData
 
 from mmea_pyg.models.base import register_model
 from mmea_pyg.models.knowledge import (
+    MODALITIES,
     KnowledgeEncoder,
     KnowledgeModel,
+    available_modalities,
     kept_modalities,
     modal_infonce,
     weighted_concat,
@@ -56,6 +58,8 @@ class RICEA(KnowledgeModel):
         dsum_heads: Heads of the relative-interaction weights (must divide ``dim``).
         temperature: InfoNCE temperature.
         ablations: Canonical Table 2 names among those above.
+        available: The modalities the data has (:func:`~mmea_pyg.models.knowledge.available_modalities`);
+            the others are left out.
     """
 
     def __init__(
@@ -66,10 +70,11 @@ class RICEA(KnowledgeModel):
         dsum_heads: int = 5,
         temperature: float = 0.05,
         ablations: Iterable[str] = (),
+        available: Iterable[str] = MODALITIES,
     ) -> None:
         super().__init__()
         self.ablations = frozenset(ablations)
-        self.kept = kept_modalities(self.ablations, "ricea")
+        self.kept = kept_modalities(self.ablations, "ricea", tuple(available))
         self.dim = dim
         self.temperature = temperature
         self.knowledge = knowledge
@@ -87,6 +92,7 @@ class RICEA(KnowledgeModel):
             dsum_heads=m.dsum_heads,
             temperature=config.train.temperature,
             ablations=config.ablations,
+            available=available_modalities(data),
         )
 
     def reset_parameters(self) -> None:

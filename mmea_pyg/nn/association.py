@@ -2,15 +2,22 @@ r"""Cross-modal Association Extraction (CMAE, Section 4.5 and App. D of the CLAM
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from mmea_pyg.losses import orthogonality_loss
 from mmea_pyg.nn.attention import TokenAttention
 
 #: The DMAFF fused pair made of the two modalities other than the key (Eq. 20-22).
 FUSED_PAIR = {"r": "av", "a": "vr", "v": "ar"}
+
+
+def _both(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return a & b
 
 
 class CrossModalAssociationExtraction(nn.Module):
@@ -25,8 +32,16 @@ class CrossModalAssociationExtraction(nn.Module):
         + w^x_{yz} \mathrm{MH}_{x,yz}(\mathbf{h}^{yz}, \mathbf{h}^x),
 
     where :math:`\mathrm{MH}_{xy}(\mathbf{h}^y, \mathbf{h}^x)` is a 2-head
-    :class:`~mmea_pyg.nn.attention.TokenAttention` over the tokens of one entity with the
-    **query from the target** :math:`\mathbf{h}^x` and keys/values from :math:`\mathbf{h}^y`,
+    :class:`~mmea_pyg.nn.attention.TokenAttention` over the tokens of one entity. With
+    ``query="source"`` (the default) it reads its arguments in the order of multi-head attention,
+    :math:`\mathrm{MH}(Q, K{=}V)`: the **query from the source** :math:`\mathbf{h}^y` and keys/values
+    from the target :math:`\mathbf{h}^x`, so the association is *the part of* :math:`\mathbf{h}^x`
+    *that* :math:`\mathbf{h}^y` *selects*, expressed in :math:`\mathbf{h}^x`'s own values. That is what
+    Eq. 25 needs: the residual :math:`\mathbf{h}^x - \mathrm{MH}_{xy}(\mathbf{h}^y, \mathbf{h}^x)`
+    "reflects the part [of :math:`\mathbf{h}^x`] uncorrelated with :math:`\mathbf{h}^y`". With
+    ``query="target"`` (the earlier reading of ``docs/CLAMEA.md``) the query comes from
+    :math:`\mathbf{h}^x` and keys/values from :math:`\mathbf{h}^y`, which writes the source's content
+    into the target (``docs/clamea.md`` measures both).
     :math:`\mathbf{h}^{yz}` is the DMAFF fused pair of the other two modalities
     (:math:`\mathbf{h}^{av}` for :math:`r`, :math:`\mathbf{h}^{vr}` for :math:`a`,
     :math:`\mathbf{h}^{ar}` for :math:`v`), and :math:`(w^x_x, w^x_y, w^x_z, w^x_{yz}) =
@@ -75,8 +90,12 @@ class CrossModalAssociationExtraction(nn.Module):
         head_dim: int | None = None,
         modalities: Sequence[str] = ("r", "a", "v"),
         dropout: float = 0.0,
+        query: str = "source",
     ) -> None:
         super().__init__()
+        if query not in ("source", "target"):
+            raise ValueError(f"query must be 'source' or 'target', got {query!r}")
+        self.query = query
         modalities = tuple(modalities)
         if (
             len(set(modalities)) != len(modalities)
@@ -123,6 +142,7 @@ class CrossModalAssociationExtraction(nn.Module):
         h_av: Tensor | None = None,
         h_vr: Tensor | None = None,
         h_ar: Tensor | None = None,
+        masks: Mapping[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
         r"""Extracts cross-modal associations.
 
@@ -133,6 +153,12 @@ class CrossModalAssociationExtraction(nn.Module):
             h_av (torch.Tensor, optional): DMAFF fusion of :math:`a, v` (source for :math:`r`).
             h_vr (torch.Tensor, optional): DMAFF fusion of :math:`v, r` (source for :math:`a`).
             h_ar (torch.Tensor, optional): DMAFF fusion of :math:`a, r` (source for :math:`v`).
+            masks (Mapping[str, torch.Tensor], optional): Per input name (``"a"``, ``"av"``, ...),
+                :math:`(N,)` bool, :obj:`False` where that input is no evidence for the entity (a
+                modality it lacks and nothing generated, a fused pair of two such modalities). Such
+                a source gets weight 0 for that entity (the weights of the others are renormalised)
+                and such an entity is left out of the :math:`\mathcal{L}_s` terms of that input.
+                Missing names are present everywhere.
 
         Returns:
             dict[str, torch.Tensor]: :math:`\hat{\mathbf{h}}^x` :math:`(N, T, d_t)` per used
@@ -152,25 +178,38 @@ class CrossModalAssociationExtraction(nn.Module):
                     f"CrossModalAssociationExtraction expects h_{name} of shape [N, T, {self.token_dim}] "
                     f"like the others, got {tuple(h.shape)}"
                 )
+        masks = dict(masks or {})
+        present = {name: masks[name].to(torch.bool) if name in masks else None for name in needed}
 
         weights = self.weights()
         out: dict[str, Tensor] = {}
         loss_s = ref.new_zeros(())
         for x in self.modalities:
             h_x = given[x]
-            w = weights[x]
-            h_hat = w[0] * h_x
-            for k, y in enumerate(self.sources(x), start=1):
-                assoc = self.mh[f"{x}_{y}"](h_x, given[y])  # query: target x; keys/values: y
-                h_hat = h_hat + w[k] * assoc
+            terms = [h_x]
+            for y in self.sources(x):
+                mh = self.mh[f"{x}_{y}"]
+                assoc = mh(given[y], h_x) if self.query == "source" else mh(h_x, given[y])
+                terms.append(assoc)
                 if y in self.modalities:  # single modality: a term of L_s (Eq. 23-25)
-                    residual = (h_x - assoc).flatten(1)  # S_d(h^x, h^y)
-                    loss_s = loss_s + (residual * given[y].flatten(1)).sum(dim=-1).pow(2).mean()
-            out[x] = h_hat
+                    both = _both(present[x], present[y])
+                    loss_s = loss_s + orthogonality_loss(h_x - assoc, given[y], mask=both)  # S_d(h^x, h^y)
+            w = weights[x].expand(h_x.size(0), -1)  # [N, 1 + S]
+            use = [present[x]] + [present[y] for y in self.sources(x)]
+            if any(m is not None for m in use[1:]):
+                keep = torch.stack(
+                    [torch.ones_like(w[:, 0], dtype=torch.bool) if m is None else m for m in use], -1
+                )
+                keep[:, 0] = True  # the target itself always counts
+                w = w * keep
+                w = w / w.sum(dim=-1, keepdim=True)
+            out[x] = sum(w[:, k, None, None] * term for k, term in enumerate(terms))
         out["loss_s"] = loss_s
         return out
 
     def __repr__(self) -> str:
+        query = "" if self.query == "source" else ", query='target'"
         return (
-            f"{self.__class__.__name__}({self.token_dim}, heads={self.heads}, modalities={self.modalities!r})"
+            f"{self.__class__.__name__}({self.token_dim}, heads={self.heads}, "
+            f"modalities={self.modalities!r}{query})"
         )

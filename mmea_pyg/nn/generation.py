@@ -2,21 +2,13 @@ r"""Dynamic Missing Modality Generation (DMMG, Section 4.4 of the CLAMEA paper).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import Tensor, nn
 
+from mmea_pyg.losses import latent_alignment_loss, vae_elbo_loss
 from mmea_pyg.nn.attention import DynamicWeightedSum
-
-
-def _masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
-    r"""Mean of the per-row ``values`` :math:`(N,)` over the rows where ``mask`` is :obj:`True`.
-
-    Returns a zero that keeps the autograd graph (all-zero gradients) when no row is selected.
-    """
-    if mask is None:
-        return values.mean()
-    selected = torch.where(mask, values, torch.zeros_like(values))
-    return selected.sum() / mask.sum().clamp_min(1).to(values.dtype)
 
 
 def _check_mask(mask: Tensor | None, n: int, name: str) -> None:
@@ -34,7 +26,8 @@ class ModalityVAE(nn.Module):
     variance, so the log-likelihood is a squared error). The latent code is the
     reparameterised sample :math:`\mathbf{z} = \boldsymbol{\mu} + e^{\boldsymbol{\ell}/2} \odot
     \boldsymbol{\epsilon}` in training mode and :math:`\boldsymbol{\mu}` in evaluation mode.
-    The negative ELBO of an entity is
+    Its negative ELBO (Eq. 16) is :func:`~mmea_pyg.losses.vae_elbo_loss`, which
+    :class:`DynamicMissingModalityGeneration` calls with ``kl_weight = 1 / d_z``:
 
     .. math::
         \mathcal{L}(\mathbf{h}^x) = \frac{1}{d}\lVert \mathbf{h}^x - \hat{\mathbf{h}}^x \rVert^2
@@ -107,35 +100,42 @@ class ModalityVAE(nn.Module):
         z = self.sample(mu, logvar)
         return self.decode(z), mu, logvar, z
 
-    def elbo_terms(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        r"""Negative ELBO of Eq. 16, averaged over the rows where ``mask`` is :obj:`True`.
-
-        Args:
-            x (torch.Tensor): Target embeddings :math:`(N, d)`.
-            mask (torch.Tensor, optional): :math:`(N,)` bool; :obj:`None` selects all rows.
-                With no row selected every loss is a zero that keeps the autograd graph.
-
-        Returns:
-            dict[str, torch.Tensor]: scalars ``loss`` (= ``rec`` + ``kl``), ``rec`` (MSE)
-            and ``kl``; and, for all rows, ``mu``, ``logvar``, ``z`` :math:`(N, d_z)`.
-        """
-        _check_mask(mask, x.size(0), "mask")
-        x_hat, mu, logvar, z = self(x)
-        rec = _masked_mean((x_hat - x).pow(2).mean(dim=-1), mask)
-        kl = _masked_mean(0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0).mean(dim=-1), mask)
-        return {"loss": rec + kl, "rec": rec, "kl": kl, "mu": mu, "logvar": logvar, "z": z}
-
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.dim}, hidden_dim={self.hidden_dim}, latent_dim={self.latent_dim})"
+
+
+#: The DMAFF fused pair that generates each missing modality (Eq. 19), besides :math:`\mathbf{h}^r`.
+GENERATING_PAIR = {"a": "vr", "v": "ar"}
+
+
+def generation_sources(modalities: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    r"""Which embeddings generate each missing modality when only ``modalities`` take part.
+
+    The paper generates :math:`\mathbf{g}^a` from :math:`\mathbf{z}^{vr}, \mathbf{z}^{r}` and
+    :math:`\mathbf{g}^v` from :math:`\mathbf{z}^{ar}, \mathbf{z}^{r}` (Eq. 19). A source is used only
+    when every modality it is made of takes part (the fused pair :math:`vr` needs both :math:`v` and
+    :math:`r`); a modality with no source left is not generated. ``("r", "a", "v")`` gives
+    ``{"a": ("vr", "r"), "v": ("ar", "r")}``; ``("r", "a")`` (no image anywhere, or ``w/o V``) gives
+    ``{"a": ("r",)}``; ``("a", "v")`` (``w/o R``) gives ``{}``.
+    """
+    present = set(modalities)
+    out = {}
+    for x, pair in GENERATING_PAIR.items():
+        if x not in present:
+            continue
+        sources = tuple(y for y in (pair, "r") if set(y) <= present)
+        if sources:
+            out[x] = sources
+    return out
 
 
 class DynamicMissingModalityGeneration(nn.Module):
     r"""Dynamic Missing Modality Generation: fills missing attribute and visual embeddings
     from the other modalities (Eq. 16-19).
 
-    Five :class:`ModalityVAE` s, for the targets :math:`\mathbf{h}^a, \mathbf{h}^v,
-    \mathbf{h}^r, \mathbf{h}^{vr}, \mathbf{h}^{ar}` (each flattened to :math:`T d_t`), give
-    latent codes :math:`\mathbf{z}^x` (means :math:`\boldsymbol{\mu}^x`). The losses are
+    With all three modalities, five :class:`ModalityVAE` s, for the targets
+    :math:`\mathbf{h}^a, \mathbf{h}^v, \mathbf{h}^r, \mathbf{h}^{vr}, \mathbf{h}^{ar}` (each flattened
+    to :math:`T d_t`), give latent codes :math:`\mathbf{z}^x`. The losses are
 
     .. math::
         \mathcal{L}_{vae} = \mathcal{L}(\mathbf{h}^a) + \mathcal{L}(\mathbf{h}^v)
@@ -147,11 +147,13 @@ class DynamicMissingModalityGeneration(nn.Module):
         + \mathrm{MSE}(\boldsymbol{\mu}^a, \boldsymbol{\mu}^{r})
         + \mathrm{MSE}(\boldsymbol{\mu}^v, \boldsymbol{\mu}^{r}),
 
-    where :math:`\mathcal{L}(\mathbf{h}^a)` and the :math:`a` terms of :math:`\mathcal{L}_m`
-    average over the entities that have attributes, the :math:`v` ones over the entities that
-    have an image, and the others over all entities (a term with no such entity is 0). Missing
-    embeddings are generated with the target's decoder from the other latent codes and fused by
-    a :class:`~mmea_pyg.nn.attention.DynamicWeightedSum` (Eq. 19):
+    computed by :func:`~mmea_pyg.losses.vae_elbo_loss` (per-dimension means: reconstruction MSE
+    plus the KL divided by the latent width) and :func:`~mmea_pyg.losses.latent_alignment_loss`.
+    :math:`\mathcal{L}(\mathbf{h}^a)` and the :math:`a` terms of :math:`\mathcal{L}_m` average over
+    the entities that have attributes, the :math:`v` ones over the entities that have an image, and
+    the others over all entities (a term with no such entity is 0). Missing embeddings are generated
+    with the target's decoder from the other latent codes and fused by a
+    :class:`~mmea_pyg.nn.attention.DynamicWeightedSum` (Eq. 19):
 
     .. math::
         \mathbf{g}^a = w_1 \cdot p_\theta^a(\mathbf{z}^{vr}) + w_2 \cdot p_\theta^a(\mathbf{z}^{r}),
@@ -162,9 +164,15 @@ class DynamicMissingModalityGeneration(nn.Module):
     :math:`\mathbf{g}`. The latent codes fed to the decoders are the VAEs' codes (sampled in
     training, means in evaluation). The VAEs are MLPs (see :class:`ModalityVAE`).
 
-    With ``enabled=False`` (the ``w/o DMMG`` ablation) the module builds no parameters and
-    :meth:`forward` returns the inputs unchanged with zero losses, so the model can call it
-    either way.
+    **Fewer modalities.** Only the modalities in ``modalities`` take part (an ablated modality, or
+    one that no entity of the dataset has: a decoder that never sees a real target would output
+    untrained noise). :func:`generation_sources` says what generates what; the VAEs, loss terms and
+    Dsum weights of the rest are not built (nor the Dsum of a modality with a single source, whose
+    weight would be 1). Without images, for instance, :math:`\mathbf{g}^a =
+    p_\theta^a(\mathbf{z}^r)` and :math:`\mathcal{L}_m = \mathrm{MSE}(\boldsymbol{\mu}^a,
+    \boldsymbol{\mu}^r)`. With nothing to generate (or ``enabled=False``, the ``w/o DMMG``
+    ablation) the module has no parameters and returns only the two losses, as zeros; the caller
+    keeps its embeddings.
 
     Args:
         num_tokens (int): Number of tokens :math:`T` per modality. (default: :obj:`4`)
@@ -173,19 +181,21 @@ class DynamicMissingModalityGeneration(nn.Module):
         latent_dim (int, optional): Latent width of the VAEs (App. F: 64). (default: :obj:`64`)
         dsum_heads (int, optional): Heads :math:`N_h` of the Dsum weights (App. F: 5).
             (default: :obj:`5`)
+        modalities (Sequence[str], optional): The modalities that take part. (default: all three)
+        detach_targets (bool, optional): Reconstruct detached targets, so that :math:`\mathcal{L}_{vae}`
+            trains the VAEs but does not pull the embeddings towards what a VAE reconstructs easily.
+            (default: :obj:`False`, the paper's joint training)
         enabled (bool, optional): :obj:`False` turns the module into the identity.
             (default: :obj:`True`)
 
     Shapes:
-        - **input:** :math:`\mathbf{h}^a, \mathbf{h}^v, \mathbf{h}^r, \mathbf{h}^{vr},
-          \mathbf{h}^{ar}` each :math:`(N, T, d_t)`, ``attr_mask`` and ``img_mask``
-          :math:`(N,)` bool
-        - **output:** dict with ``a``, ``v`` :math:`(N, T, d_t)` (completed), scalars
-          ``loss_vae`` and ``loss_m``, and the generation weights ``weights_a``,
-          ``weights_v`` :math:`(N, 2)` (absent when disabled)
+        - **input:** ``tokens`` (``a``, ``v``, ``r`` of the taking-part modalities) and ``fused``
+          (``vr``, ``ar`` where used), each :math:`(N, T, d_t)`; ``masks``: ``a``, ``v``
+          :math:`(N,)` bool, :obj:`True` where the entity has the modality
+        - **output:** dict with the completed ``a`` / ``v`` :math:`(N, T, d_t)` of each generated
+          modality, scalars ``loss_vae`` and ``loss_m``, and the generation weights ``weights_a``
+          / ``weights_v`` :math:`(N, S)` (one column per source)
     """
-
-    TARGETS = ("a", "v", "r", "vr", "ar")
 
     def __init__(
         self,
@@ -194,6 +204,8 @@ class DynamicMissingModalityGeneration(nn.Module):
         hidden_dim: int = 128,
         latent_dim: int = 64,
         dsum_heads: int = 5,
+        modalities: Sequence[str] = ("r", "a", "v"),
+        detach_targets: bool = False,
         enabled: bool = True,
     ) -> None:
         super().__init__()
@@ -201,87 +213,92 @@ class DynamicMissingModalityGeneration(nn.Module):
         self.token_dim = token_dim
         self.dim = num_tokens * token_dim
         self.latent_dim = latent_dim
-        self.enabled = enabled
-        if enabled:
-            self.vae = nn.ModuleDict(
-                {x: ModalityVAE(self.dim, hidden_dim=hidden_dim, latent_dim=latent_dim) for x in self.TARGETS}
-            )
-            self.dsum_a = DynamicWeightedSum(self.dim, heads=dsum_heads)
-            self.dsum_v = DynamicWeightedSum(self.dim, heads=dsum_heads)
+        self.detach_targets = detach_targets
+        self.sources = generation_sources(modalities) if enabled else {}
+        self.enabled = bool(self.sources)
+        targets = [*self.sources, *(y for ys in self.sources.values() for y in ys)]
+        self.targets = tuple(dict.fromkeys(targets))  # generated modalities first, no repeats
+        self.vae = nn.ModuleDict(
+            {x: ModalityVAE(self.dim, hidden_dim=hidden_dim, latent_dim=latent_dim) for x in self.targets}
+        )
+        # Dsum weights (Eq. 19) where a modality has two sources; one source is used as it is.
+        self.dsum = nn.ModuleDict(
+            {
+                x: DynamicWeightedSum(self.dim, heads=dsum_heads)
+                for x, ys in self.sources.items()
+                if len(ys) > 1
+            }
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         r"""Re-initialises the VAEs and the Dsum weights."""
-        if self.enabled:
-            for vae in self.vae.values():
-                vae.reset_parameters()
-            self.dsum_a.reset_parameters()
-            self.dsum_v.reset_parameters()
+        for module in (*self.vae.values(), *self.dsum.values()):
+            module.reset_parameters()
 
     def forward(
-        self,
-        h_a: Tensor,
-        h_v: Tensor,
-        h_r: Tensor,
-        h_vr: Tensor,
-        h_ar: Tensor,
-        attr_mask: Tensor,
-        img_mask: Tensor,
+        self, tokens: Mapping[str, Tensor], fused: Mapping[str, Tensor], masks: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
-        r"""Completes the attribute and visual embeddings.
+        r"""Completes the missing embeddings of the generated modalities.
 
         Args:
-            h_a (torch.Tensor): Attribute tokens :math:`(N, T, d_t)`.
-            h_v (torch.Tensor): Visual tokens :math:`(N, T, d_t)`.
-            h_r (torch.Tensor): Relational tokens :math:`(N, T, d_t)`.
-            h_vr (torch.Tensor): DMAFF fusion of :math:`v` and :math:`r`, :math:`(N, T, d_t)`.
-            h_ar (torch.Tensor): DMAFF fusion of :math:`a` and :math:`r`, :math:`(N, T, d_t)`.
-            attr_mask (torch.Tensor): :math:`(N,)` bool, :obj:`True` where the entity has
-                attributes.
-            img_mask (torch.Tensor): :math:`(N,)` bool, :obj:`True` where the entity has an
-                image.
+            tokens (Mapping[str, torch.Tensor]): Single-modality tokens :math:`(N, T, d_t)`.
+            fused (Mapping[str, torch.Tensor]): DMAFF fused pairs :math:`(N, T, d_t)`.
+            masks (Mapping[str, torch.Tensor]): ``a`` / ``v`` :math:`(N,)` bool, :obj:`True` where
+                the entity has the modality.
 
         Returns:
             dict[str, torch.Tensor]: see Shapes.
         """
-        inputs = {"a": h_a, "v": h_v, "r": h_r, "vr": h_vr, "ar": h_ar}
-        shape = h_a.shape
-        for name, h in inputs.items():
+        inputs = {**tokens, **fused}
+        if not inputs:
+            raise ValueError("DynamicMissingModalityGeneration needs at least one input embedding")
+        shape = next(iter(inputs.values())).shape
+        for name in self.targets:
+            h = inputs.get(name)
+            if h is None:
+                raise ValueError(f"DynamicMissingModalityGeneration needs h_{name}")
             if h.dim() != 3 or h.shape != shape or tuple(h.shape[1:]) != (self.num_tokens, self.token_dim):
                 raise ValueError(
                     f"DynamicMissingModalityGeneration expects h_{name} of shape "
-                    f"[N, {self.num_tokens}, {self.token_dim}] like h_a, got {tuple(h.shape)}"
+                    f"[N, {self.num_tokens}, {self.token_dim}] like the others, got {tuple(h.shape)}"
                 )
-        n = shape[0]
-        _check_mask(attr_mask, n, "attr_mask")
-        _check_mask(img_mask, n, "img_mask")
+        for x in self.sources:
+            _check_mask(masks.get(x), shape[0], f"{'attr' if x == 'a' else 'img'}_mask")
+        zero = next(iter(inputs.values())).new_zeros(())
         if not self.enabled:
-            zero = h_a.new_zeros(())
-            return {"a": h_a, "v": h_v, "loss_vae": zero, "loss_m": zero}
+            return {"loss_vae": zero, "loss_m": zero}
 
-        masks = {"a": attr_mask, "v": img_mask, "r": None, "vr": None, "ar": None}
-        out = {x: self.vae[x].elbo_terms(inputs[x].flatten(1), masks[x]) for x in self.TARGETS}
-        loss_vae = sum((out[x]["loss"] for x in self.TARGETS), h_a.new_zeros(()))
-
-        def latent_mse(x: str, y: str, mask: Tensor) -> Tensor:
-            return _masked_mean((out[x]["mu"] - out[y]["mu"]).pow(2).mean(dim=-1), mask)
-
-        loss_m = (
-            latent_mse("a", "vr", attr_mask)
-            + latent_mse("v", "ar", img_mask)
-            + latent_mse("a", "r", attr_mask)
-            + latent_mse("v", "r", img_mask)
+        encoded = {}
+        loss_vae = zero
+        for x in self.targets:
+            target = inputs[x].flatten(1)
+            recon, mu, logvar, z = self.vae[x](target)
+            encoded[x] = (mu, z)  # L_m and the generation see the live embeddings
+            if self.detach_targets:  # the ELBO trains the VAE alone: a second pass on a constant
+                target = target.detach()
+                recon, mu, logvar, _ = self.vae[x](target)
+            loss_vae = loss_vae + vae_elbo_loss(
+                recon, target, mu, logvar, masks.get(x), kl_weight=1.0 / self.latent_dim
+            )
+        loss_m = latent_alignment_loss(
+            (encoded[x][0], encoded[y][0], masks[x]) for x, ys in self.sources.items() for y in ys
         )
 
-        dec_a, dec_v = self.vae["a"].decode, self.vae["v"].decode
-        g_a, w_a = self.dsum_a([dec_a(out["vr"]["z"]), dec_a(out["r"]["z"])])
-        g_v, w_v = self.dsum_v([dec_v(out["ar"]["z"]), dec_v(out["r"]["z"])])
-        a = torch.where(attr_mask[:, None, None], h_a, g_a.view(shape))
-        v = torch.where(img_mask[:, None, None], h_v, g_v.view(shape))
-        return {"a": a, "v": v, "loss_vae": loss_vae, "loss_m": loss_m, "weights_a": w_a, "weights_v": w_v}
+        out: dict[str, Tensor] = {"loss_vae": loss_vae, "loss_m": loss_m}
+        for x, ys in self.sources.items():
+            decoded = [self.vae[x].decode(encoded[y][1]) for y in ys]
+            if x in self.dsum:
+                generated, weights = self.dsum[x](decoded)
+            else:
+                generated, weights = decoded[0], decoded[0].new_ones(decoded[0].size(0), 1)
+            out[x] = torch.where(masks[x][:, None, None], inputs[x], generated.view(shape))
+            out[f"weights_{x}"] = weights
+        return out
 
     def __repr__(self) -> str:
+        generated = ", ".join(f"{x}<-{'+'.join(ys)}" for x, ys in self.sources.items()) or "nothing"
         return (
             f"{self.__class__.__name__}(num_tokens={self.num_tokens}, token_dim={self.token_dim}, "
-            f"latent_dim={self.latent_dim}, enabled={self.enabled})"
+            f"latent_dim={self.latent_dim}, generates={generated})"
         )

@@ -115,7 +115,7 @@ def test_mimea_sinkhorn_options_reach_the_plan(data):
 
 def toy_trainer(tmp_path, name, seed=0):
     # No attribute or image features: the alignment must be learnt from the seeds and the relation
-    # graphs, with the relational encoder of configs/bench-cpu.yaml (anchored inductive GAT, InfoNCE).
+    # graphs, with the anchored inductive GAT relational encoder (gat-attr + anchors, InfoNCE).
     data = toy_alignment(
         num_entities=200, avg_degree=6, attr_coverage=0.0, img_coverage=0.0, train_ratio=0.3, seed=seed
     )

@@ -382,3 +382,194 @@ def test_graph_cache_builds_once_and_rebuilds_after_an_in_place_edit():
     for n in (5, 6, 7):  # bounded: the oldest entries go first
         cache(edges, n)
     assert len(cache._cache) == 2
+
+
+# ----------------------------------------------------------------------- InductiveGCNEncoder
+def _dense_gcn_operator(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    """D^-1/2 (A + I) D^-1/2 of the undirected, unweighted graph, by hand (dense)."""
+    adjacency = torch.zeros(n, n)
+    for h, t in edge_index.t().tolist():
+        if h != t:
+            adjacency[h, t] = adjacency[t, h] = 1.0
+    adjacency += torch.eye(n)
+    inv_sqrt = adjacency.sum(1).pow(-0.5)
+    return inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
+
+
+# Duplicate (0->1 twice), reverse (1->0) and self loop (2->2) edges; node 4 is isolated.
+GCN_EDGES = torch.tensor([[0, 0, 1, 2, 2, 3], [1, 1, 0, 2, 3, 1]])
+
+
+def test_gcn_operator_is_the_symmetric_normalised_adjacency_with_self_loops():
+    from mmea_pyg.nn.encoders import _gcn_operator
+
+    matrix, matrix_t = _gcn_operator(GCN_EDGES, 5)
+    expected = _dense_gcn_operator(GCN_EDGES, 5)
+    torch.testing.assert_close(matrix.to_dense(), expected)
+    torch.testing.assert_close(matrix_t.to_dense(), expected.t())
+    assert matrix.layout == torch.sparse_csr and matrix_t.layout == torch.sparse_csr
+    # Node 2 (neighbour 3 and its self loop, counted once) and the isolated node 4 (its own loop only).
+    torch.testing.assert_close(matrix.to_dense()[[2, 4], [2, 4]], torch.tensor([0.5, 1.0]))
+
+
+def test_inductive_gcn_encoder_matches_a_dense_hand_computation_and_trains_every_parameter():
+    from mmea_pyg.nn.encoders import InductiveGCNEncoder
+
+    torch.manual_seed(0)
+    enc = InductiveGCNEncoder(6, dim=8, num_layers=2)
+    assert repr(enc) == "InductiveGCNEncoder(6, dim=8, num_layers=2)"
+    x = torch.randn(5, 6)
+    mask = torch.tensor([True, True, False, True, True])
+    context = torch.randn(5, 8, requires_grad=True)
+    out = enc(x, mask, GCN_EDGES, context)
+    assert out.shape == (5, 8)
+    # x0 = Proj(F) + C, x_{l+1} = tanh(A x_l W_l), out = W_o [x0 || x1 || x2].
+    operator = _dense_gcn_operator(GCN_EDGES, 5)
+    layers = [enc.project(x, mask) + context]
+    for lin in enc.lins:
+        layers.append(torch.tanh(operator @ lin(layers[-1])))
+    torch.testing.assert_close(out, enc.out(torch.cat(layers, dim=-1)))
+    (out * torch.randn(5, 8)).sum().backward()
+    _assert_all_params_get_grad(enc)
+    assert context.grad is not None and torch.all(context.grad.abs().sum(-1) > 0)
+    # Renumbering the nodes only permutes the output (no per-entity parameters).
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(5)
+    with torch.no_grad():
+        permuted = enc(x[perm], mask[perm], inverse[GCN_EDGES], context[perm])
+    torch.testing.assert_close(permuted, out.detach()[perm], atol=1e-6, rtol=1e-5)
+    # Without layers: the projected input (plus context) through the output map.
+    flat = InductiveGCNEncoder(6, dim=8, num_layers=0)
+    torch.testing.assert_close(flat(x, mask, GCN_EDGES), flat.out(flat.project(x, mask)))
+
+
+def test_inductive_gcn_encoder_isolated_node_sees_only_itself():
+    from mmea_pyg.nn.encoders import InductiveGCNEncoder
+
+    torch.manual_seed(0)
+    enc = InductiveGCNEncoder(6, dim=8, num_layers=2).eval()
+    x, context = torch.randn(5, 6), torch.randn(5, 8)
+    with torch.no_grad():
+        out = enc(x, None, GCN_EDGES, context)
+        # Everything about the other nodes changes: node 4's output does not.
+        x2, context2 = torch.randn(5, 6), torch.randn(5, 8)
+        x2[4], context2[4] = x[4], context[4]
+        torch.testing.assert_close(enc(x2, None, GCN_EDGES, context2)[4], out[4])
+        assert not torch.allclose(enc(x2, None, GCN_EDGES, context2)[:4], out[:4])
+        # Its own self loop only: x_{l+1} = tanh(W_l x_l).
+        h = enc.project(x, None)[4] + context[4]
+        layers = [h]
+        for lin in enc.lins:
+            layers.append(torch.tanh(lin(layers[-1])))
+        torch.testing.assert_close(out[4], enc.out(torch.cat(layers)))
+        # Its own features or context do change it.
+        x3 = x.clone()
+        x3[4] += 1.0
+        assert not torch.allclose(enc(x3, None, GCN_EDGES, context)[4], out[4])
+        context3 = context.clone()
+        context3[4] += 1.0
+        assert not torch.allclose(enc(x, None, GCN_EDGES, context3)[4], out[4])
+
+
+def test_inductive_gcn_encoder_errors_and_reset():
+    from mmea_pyg.nn.encoders import InductiveGCNEncoder
+
+    torch.manual_seed(0)
+    enc = InductiveGCNEncoder(6, dim=8, num_layers=2)
+    x = torch.randn(5, 6)
+    with pytest.raises(ValueError, match="context input of shape"):
+        enc(x, None, GCN_EDGES, torch.randn(4, 8))
+    with pytest.raises(ValueError, match="context input of shape"):
+        enc(x, None, GCN_EDGES, torch.randn(5, 7))
+    with pytest.raises(ValueError, match=r"edge_index of shape \[2, E\]"):
+        enc(x, None, GCN_EDGES[0])
+    with pytest.raises(ValueError, match=r"edge_index of shape \[2, E\]"):
+        enc(x, None, torch.cat([GCN_EDGES, GCN_EDGES[:1]]))
+    with pytest.raises(ValueError, match="dim >= 1"):
+        InductiveGCNEncoder(6, dim=0)
+    with pytest.raises(ValueError, match="num_layers >= 0"):
+        InductiveGCNEncoder(6, num_layers=-1)
+    assert_reset_reinitialises(enc, run=lambda: enc(x, None, GCN_EDGES))
+
+
+# ------------------------------------------------------------------ sparse operators and caches
+def test_sparse_matmul_matches_the_dense_product_and_its_gradient():
+    from mmea_pyg.nn.encoders import _csr_pair, sparse_matmul
+
+    torch.manual_seed(0)
+    # A non-symmetric, rectangular operator with a duplicate entry (summed).
+    index = torch.tensor([[0, 0, 1, 3, 4, 5, 5, 2], [1, 1, 3, 0, 2, 3, 0, 2]])
+    values = torch.randn(8)
+    operator = _csr_pair(index, values, (6, 4))
+    dense = torch.zeros(6, 4).index_put_((index[0], index[1]), values, accumulate=True)
+    torch.testing.assert_close(operator[0].to_dense(), dense)
+    torch.testing.assert_close(operator[1].to_dense(), dense.t())
+    x = torch.randn(4, 3, requires_grad=True)
+    x_dense = x.detach().clone().requires_grad_()
+    weights = torch.randn(6, 3)
+    out = sparse_matmul(operator, x)
+    expected = dense @ x_dense
+    torch.testing.assert_close(out, expected)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_dense.grad)
+    # Without a gradient: the plain product.
+    torch.testing.assert_close(sparse_matmul(operator, x.detach()), dense @ x.detach())
+    # In double precision against finite differences, through a non-contiguous upstream gradient.
+    operator64 = _csr_pair(index, values.double(), (6, 4))
+    x64 = torch.randn(4, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: sparse_matmul(operator64, t).t(), (x64,))
+
+
+def _hand_relation_context(weight, edge_index, edge_type, num_relations, num_nodes):
+    """The old scatter-mean definition, by hand: rows r (outgoing) and r + R (incoming), zero if isolated."""
+    rows = [[] for _ in range(num_nodes)]
+    for (h, t), r in zip(edge_index.t().tolist(), edge_type.tolist(), strict=True):
+        rows[h].append(weight[r])
+        rows[t].append(weight[r + num_relations])
+    return torch.stack([torch.stack(r).mean(0) if r else torch.zeros(weight.size(1)) for r in rows])
+
+
+def test_relation_context_is_the_direction_aware_mean_and_follows_in_place_edits():
+    from mmea_pyg.nn.encoders import _relation_context
+
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(7, 4)  # rows past 2R are never read
+    # EDGE_INDEX plus a duplicate edge and a self loop; nodes 4 and 5 are isolated.
+    edge_index = torch.cat([EDGE_INDEX, torch.tensor([[0, 1], [1, 1]])], dim=1)
+    edge_type = torch.cat([EDGE_TYPE, torch.tensor([0, 2])])
+    ctx = _relation_context(embedding, edge_index, edge_type, 3, 6)
+    expected = _hand_relation_context(embedding.weight, edge_index, edge_type, 3, 6)
+    torch.testing.assert_close(ctx, expected)
+    assert torch.all(ctx[4:] == 0)
+    weights = torch.randn(6, 4)
+    (grad,) = torch.autograd.grad((ctx * weights).sum(), embedding.weight)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), embedding.weight)
+    torch.testing.assert_close(grad, expected_grad)
+    assert torch.all(grad[6] == 0)
+    # Editing the edge types in place (same storage, new version) rebuilds the cached incidence.
+    edge_type[0] = 2
+    torch.testing.assert_close(
+        _relation_context(embedding, edge_index, edge_type, 3, 6),
+        _hand_relation_context(embedding.weight, edge_index, edge_type, 3, 6),
+    )
+    with pytest.raises(ValueError, match="edge_type values must lie in 0..2"):
+        _relation_context(embedding, edge_index, edge_type + 1, 3, 6)
+
+
+def test_graph_cache_keys_on_extra_tensors_and_arguments():
+    from mmea_pyg.nn.encoders import _GraphCache
+
+    calls = []
+    cache = _GraphCache(lambda e, n, t, r: calls.append((n, r)) or (t.clone(), r))
+    edges, types = torch.tensor([[0, 1], [1, 2]]), torch.tensor([0, 1])
+    first = cache(edges, 3, types, 2)
+    assert cache(edges, 3, types, 2) is first and calls == [(3, 2)]
+    cache(edges, 3, types, 4)  # another non-tensor argument: another entry
+    assert calls == [(3, 2), (3, 4)]
+    cache(edges, 3, types.clone(), 2)  # another edge-type tensor: another entry
+    assert len(calls) == 3
+    types[1] = 0  # in place: rebuilt
+    assert torch.equal(cache(edges, 3, types, 2)[0], torch.tensor([0, 0])) and len(calls) == 4
+    assert cache(edges, 3, types, 2)[0] is cache(edges, 3, types, 2)[0] and len(calls) == 4

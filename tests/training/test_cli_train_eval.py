@@ -100,3 +100,70 @@ def test_bad_options_are_clean_errors(args, message, in_tmp: Path, data_root: Pa
 def test_eval_without_a_run(in_tmp: Path):
     result = CliRunner().invoke(cli, ["eval"])
     assert result.exit_code == 1 and "train one first" in result.output
+
+
+def test_eval_with_propagation(data_root: Path, in_tmp: Path):
+    """`mmea eval --propagation`: the same checkpoint with LightEA's seed labels appended, its own file,
+    options eval.propagation_* of the run's config."""
+    runner = CliRunner()
+    train = [
+        "train",
+        "--root",
+        str(data_root),
+        "--ratio",
+        "0.5",
+        "--epochs",
+        "1",
+        "--set",
+        "train.transe_batch_size=8",
+        "--set",
+        "eval.propagation_dim=16",
+        "--set",
+        "eval.propagation_rounds=1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    result = runner.invoke(cli, train)
+    assert result.exit_code == 0, result.output
+    run = in_tmp / "runs" / "fb15k-db15k_clamea_r0.5_s0"
+    common = ["eval", "--metric", "hits@1", "--root", str(data_root), "--device", "cpu", "--json", "--csls"]
+
+    result = runner.invoke(cli, common)
+    assert result.exit_code == 0, result.output
+    plain = json.loads(result.stdout)
+    result = runner.invoke(cli, [*common, "--propagation"])
+    assert result.exit_code == 0, result.output
+    propagated = json.loads(result.stdout)
+
+    assert plain["embedding"] == "model" and propagated["embedding"] == "model + LightEA propagation"
+    assert propagated["pairs"] == plain["pairs"] == 3 and propagated["epoch"] == plain["epoch"]
+    assert (
+        set(propagated["metrics"])
+        == set(plain["metrics"])
+        == {
+            "hits@1",
+            "t2s/hits@1",
+            "csls/hits@1",
+            "csls/t2s/hits@1",
+        }
+    )
+    assert all(0.0 <= v <= 1.0 for v in propagated["metrics"].values()), propagated["metrics"]
+    # Both records on disk, each with its embedding and every metric; the plain one is not overwritten.
+    saved_plain = json.loads((run / "eval_test.json").read_text())
+    saved = json.loads((run / "eval_test_propagation.json").read_text())
+    assert saved_plain["embedding"] == "model" and saved["embedding"] == "model + LightEA propagation"
+    assert saved["metrics"]["hits@1"] == propagated["metrics"]["hits@1"]
+    assert {"mrr", "hits@10", "csls/mrr"} <= set(saved["metrics"])
+    for key, value in saved["metrics"].items():
+        assert 0.0 <= value <= 1.0, key
+    assert saved["metrics"]["hits@1"] <= saved["metrics"]["hits@5"] <= saved["metrics"]["hits@10"]
+    assert saved["config"]["eval"]["propagation_dim"] == 16
+
+    # The table names the embedding; the validation split gets its own file.
+    result = runner.invoke(
+        cli, ["eval", "--propagation", "--split", "valid", "--root", str(data_root), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "model + LightEA propagation" in result.stdout
+    assert (run / "eval_valid_propagation.json").exists() and not (run / "eval_valid.json").exists()

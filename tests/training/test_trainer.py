@@ -57,7 +57,7 @@ def test_training_beats_an_untrained_model(data, tmp_path):
     assert lines[-1]["pseudo_seeds"] > 0
 
 
-#: The encoder of configs/bench-cpu.yaml, with pseudo seeds as anchors (state that changes in training).
+#: The anchored inductive GAT encoder (gat-attr + anchors), with pseudo seeds as anchors (state that changes in training).
 ANCHORED = [
     "model.structure=gat-attr",
     "model.anchors=true",
