@@ -58,7 +58,10 @@ BENCH_RATIOS ?= 0.2
 ABLATION_CONFIG ?= clamea
 ABLATION_TAG ?= fb15k-db15k_clamea_r0.2
 ABLATION_SEEDS ?= 0 1 2
-ABLATIONS ?= "w/o R" "w/o V" "w/o A" "w/o MFE" "w/o DMAFF" "w/o DMMG" "w/o CMAE" "w/o IT" "w/o MAF" "w/o L_m" "w/o L_s" "w/o G"
+# Run order (the report shows Table 2's order): the switches that change the model on image-free data
+# first; w/o V, w/o DMAFF, w/o MAF and w/o G build the same model as the full one when no entity has
+# an image (no visual branch, no fused pair that a later module reads) and come last.
+ABLATIONS ?= "w/o CMAE" "w/o A" "w/o IT" "w/o DMMG" "w/o MFE" "w/o L_m" "w/o L_s" "w/o R" "w/o V" "w/o DMAFF" "w/o MAF" "w/o G"
 
 bench: install
 	for m in $(BENCH_MODELS); do \
@@ -75,8 +78,12 @@ ABLATION_RUN = $(BIN)/python benchmarks/run_bench.py --config $(ABLATION_CONFIG)
 ablation: install
 	for seed in $(ABLATION_SEEDS); do \
 		$(ABLATION_RUN) --tag $(ABLATION_TAG)_seed$$seed --set train.seed=$$seed || exit 1; \
+	done
+	for seed in $(ABLATION_SEEDS); do \
 		$(ABLATION_RUN) --tag $(ABLATION_TAG)_seed$${seed}_untrained --set train.seed=$$seed --set train.lr=0 || exit 1; \
-		for a in $(ABLATIONS); do \
+	done
+	for a in $(ABLATIONS); do \
+		for seed in $(ABLATION_SEEDS); do \
 			$(ABLATION_RUN) --tag $(ABLATION_TAG)_seed$$seed --set train.seed=$$seed --ablation "$$a" || exit 1; \
 		done; \
 	done

@@ -146,7 +146,7 @@ def test_rounds_never_pair_a_training_entity_nor_read_the_held_out_links(data, m
 
 
 def test_no_parameter_is_added_and_nothing_has_a_gradient(data):
-    model = seeded_model(data, "model.name=ricea")  # left in training mode, parameters with gradient
+    model = seeded_model(data, "model.name=ricea")  # in training mode, parameters with gradient
     before = {k: v.clone() for k, v in model.state_dict().items()}
     prop = LightEAPropagation(model, data, split(data, "train_mask"), code_dim=CODE, rounds=2)
     params = dict(prop.named_parameters())
@@ -155,7 +155,7 @@ def test_no_parameter_is_added_and_nothing_has_a_gradient(data):
     out = prop.embed(data, "source", torch.tensor([0, 1]))
     assert not out.requires_grad
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert model.training  # the rounds rank in eval mode and give the mode back
+    assert not model.training  # an evaluation-time add-on: the model embeds in eval mode
 
 
 def test_the_rounds_leave_a_model_in_eval_mode(data, model):
