@@ -63,7 +63,8 @@ def build_config(
     "config_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="YAML config (sections data, model, train, eval); options below override it.",
+    help="YAML config (sections data, model, train, eval) or preset name (clamea, ricea, mimea, paper); "
+    "default: the model's validated preset. Options below override it.",
 )
 @click.option(
     "--set",

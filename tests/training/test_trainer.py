@@ -7,6 +7,8 @@ import torch
 
 from mmea_pyg.config import Config
 from mmea_pyg.data.synthetic import toy_alignment
+from mmea_pyg.errors import ConfigError
+from mmea_pyg.presets import preset_names, preset_path
 from mmea_pyg.training.iterative import propose_pseudo_seeds, unaligned_candidates
 from mmea_pyg.training.trainer import (
     CheckpointError,
@@ -178,13 +180,23 @@ def test_iterative_schedule(data, tmp_path):
     assert not any(off._iterative_due(e) for e in range(1, 100))
 
 
-@pytest.mark.parametrize(
-    "path", sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml"))
-)
-def test_shipped_configs_load_and_build(data, path):
-    cfg = Config.load(path)
+@pytest.mark.parametrize("name", preset_names())
+def test_shipped_presets_load_and_build(data, name):
+    cfg = Config.load(name)
+    assert Config.load(preset_path(name)) == cfg  # by name or by file
     model = Trainer(cfg.override(["train.device=cpu", "out=unused"]), data, progress=False).model
     assert model.output_dim > 0
+
+
+def test_presets_cover_every_model_and_unknown_names_fail():
+    assert {"clamea", "ricea", "mimea", "paper"} <= set(preset_names())
+    for model in ("clamea", "ricea", "mimea"):
+        assert Config.recommended(model).model.name == model
+    assert Config.load("paper").model.structure == "transe"  # the paper's literal settings
+    with pytest.raises(ConfigError, match="neither a file nor a preset"):
+        Config.load("no-such-preset")
+    with pytest.raises(ConfigError, match="unknown model"):
+        Config.recommended("nope")
 
 
 def test_a_fresh_run_starts_a_new_metrics_log_and_a_resumed_one_appends(data, tmp_path):
