@@ -111,6 +111,11 @@ class _GraphCache:
         self.capacity = capacity
         self._cache: dict[tuple, tuple[tuple[Tensor, ...], tuple[int, ...], Any]] = {}
 
+    def __deepcopy__(self, memo: dict) -> _GraphCache:
+        # Derived state: a copied module starts with an empty cache (sparse CSR entries cannot be
+        # deep-copied, and the copy rebuilds them on first use).
+        return _GraphCache(self.build, self.capacity)
+
     def __call__(self, edge_index: Tensor, num_nodes: int, *extra: Any) -> Any:
         """``build(edge_index, num_nodes, *extra)``, cached; tensors among ``extra`` (e.g. edge types)
         are part of the key like ``edge_index``."""
@@ -167,11 +172,16 @@ def _csr_pair(index: Tensor, values: Tensor, size: tuple[int, int]) -> tuple[Ten
         return matrix.to_sparse_csr(), matrix.t().coalesce().to_sparse_csr()
 
 
+def _undirected_without_loops(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """The edges of the undirected relation graph, each direction once, self loops dropped."""
+    undirected = to_undirected(edge_index, num_nodes=num_nodes)
+    return undirected[:, undirected[0] != undirected[1]]
+
+
 def _gcn_operator(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
     r"""GCN propagation :math:`\hat{\mathbf{D}}^{-1/2}(\mathbf{A} + \mathbf{I})\hat{\mathbf{D}}^{-1/2}`
     of the undirected, unweighted relation graph (Kipf & Welling, 2017) as ``(A, A^T)``."""
-    undirected = to_undirected(edge_index, num_nodes=num_nodes)
-    undirected = undirected[:, undirected[0] != undirected[1]]
+    undirected = _undirected_without_loops(edge_index, num_nodes)
     loops = torch.arange(num_nodes, device=edge_index.device).repeat(2, 1)
     index = torch.cat([undirected, loops], dim=1)
     degree = torch.bincount(index[0], minlength=num_nodes).to(torch.float)
@@ -182,10 +192,19 @@ def _gcn_operator(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
 
 def _row_normalised_operator(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
     """Row-normalised adjacency of the undirected relation graph without self loops as ``(A, A^T)``."""
-    undirected = to_undirected(edge_index, num_nodes=num_nodes)
-    undirected = undirected[:, undirected[0] != undirected[1]]
+    undirected = _undirected_without_loops(edge_index, num_nodes)
     degree = torch.bincount(undirected[0], minlength=num_nodes).clamp_min(1).to(torch.float)
     return _csr_pair(undirected, 1.0 / degree[undirected[0]], (num_nodes, num_nodes))
+
+
+def _normalised_hops(operator: tuple[Tensor, Tensor], x: Tensor, hops: int) -> list[Tensor]:
+    """``hops`` steps ``x <- normalize(A x)`` of a cached operator ``(A, A^T)``, every step's rows
+    L2-normalised: the propagation of :class:`LabelPropagation` and :class:`SeedPropagationEncoder`."""
+    steps = []
+    for _ in range(hops):
+        x = F.normalize(sparse_matmul(operator, x), dim=-1)
+        steps.append(x)
+    return steps
 
 
 def _relation_incidence(
@@ -203,16 +222,19 @@ def _relation_incidence(
 
 
 def _relation_context(
-    embedding: nn.Embedding, edge_index: Tensor, edge_type: Tensor, num_relations: int, num_nodes: int
+    embedding: nn.Embedding,
+    edge_index: Tensor,
+    edge_type: Tensor,
+    num_relations: int,
+    num_nodes: int,
+    cache: _GraphCache | None = None,
 ) -> Tensor:
     r"""Mean of the direction-aware relation-type embeddings of each node's edges, :math:`(N, d)`:
     rows ``r`` of ``embedding`` for outgoing edges of type ``r``, rows ``r + R`` for incoming ones;
-    zero for nodes without edges. One sparse product with the cached incidence matrix of the graph."""
-    incidence = _RELATION_INCIDENCE(edge_index, num_nodes, edge_type, num_relations)
+    zero for nodes without edges. One sparse product with the incidence matrix of the graph, taken
+    from the caller's ``cache`` of :func:`_relation_incidence` (built afresh without one)."""
+    incidence = (cache or _relation_incidence)(edge_index, num_nodes, edge_type, num_relations)
     return sparse_matmul(incidence, embedding.weight[: 2 * num_relations])
-
-
-_RELATION_INCIDENCE = _GraphCache(_relation_incidence, capacity=8)
 
 
 def _encoder_input(
@@ -461,6 +483,7 @@ class GATEncoder(nn.Module):
             self.lin_in = None
         self.convs = _gat_layers(dim, num_layers, heads, dropout)
         self._undirected = _GraphCache(_undirected)
+        self._incidence = _GraphCache(_relation_incidence)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -475,7 +498,12 @@ class GATEncoder(nn.Module):
     def relation_context(self, edge_index: Tensor, edge_type: Tensor) -> Tensor:
         r"""Mean direction-aware relation-type embedding per entity, shape :math:`(N, d)`."""
         return _relation_context(
-            self.relation_embedding, edge_index, edge_type, self.num_relations, self.num_entities
+            self.relation_embedding,
+            edge_index,
+            edge_type,
+            self.num_relations,
+            self.num_entities,
+            self._incidence,
         )
 
     def forward(self, edge_index: Tensor, edge_type: Tensor | None = None) -> Tensor:
@@ -786,11 +814,7 @@ class SeedPropagationEncoder(nn.Module):
                 f"SeedPropagationEncoder expects a context input of shape {(n, self.dim)}, "
                 f"got {tuple(context.shape)}."
             )
-        operator = self._operator(edge_index, n)
-        blocks = []
-        for _ in range(self.hops):
-            codes = F.normalize(sparse_matmul(operator, codes), dim=-1)
-            blocks.append(codes)
+        blocks = _normalised_hops(self._operator(edge_index, n), codes, self.hops)
         return self.out(torch.cat([*blocks, context], dim=-1))
 
     def __repr__(self) -> str:
@@ -827,6 +851,7 @@ class RelationContext(nn.Module):
             )
         self.num_relations = num_relations
         self.embedding = nn.Embedding(2 * num_relations, dim)
+        self._incidence = _GraphCache(_relation_incidence)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -834,7 +859,9 @@ class RelationContext(nn.Module):
         nn.init.normal_(self.embedding.weight, std=1.0 / math.sqrt(self.embedding.embedding_dim))
 
     def forward(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> Tensor:
-        return _relation_context(self.embedding, edge_index, edge_type, self.num_relations, num_nodes)
+        return _relation_context(
+            self.embedding, edge_index, edge_type, self.num_relations, num_nodes, self._incidence
+        )
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.num_relations}, dim={self.embedding.embedding_dim})"
@@ -952,12 +979,7 @@ class LabelPropagation(nn.Module):
         labels = self.codes.new_zeros(num_nodes, self.code_dim).index_add(
             0, pairs[side], self.codes[pairs[0]]
         )
-        operator = self.adjacency(edge_index, num_nodes)
-        hops = []
-        for _ in range(self.hops):
-            labels = F.normalize(sparse_matmul(operator, labels), dim=-1)
-            hops.append(labels)
-        return torch.cat(hops, dim=-1)
+        return torch.cat(_normalised_hops(self.adjacency(edge_index, num_nodes), labels, self.hops), dim=-1)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.codes.size(0)}, code_dim={self.code_dim}, hops={self.hops})"
