@@ -19,6 +19,8 @@ from pathlib import Path
 from report import fmt
 from run_bench import REPO, RESULTS, bench_one, write_text_atomic
 
+from mmea_pyg.io import atomic_write
+
 COMPARE = RESULTS / "compare"
 #: Run folders of the comparison, apart from those of `make bench` (the same tags would collide).
 RUNS = REPO / "runs" / "compare"
@@ -92,9 +94,9 @@ def write_plot(records: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120)
+    plt.close(fig)
 
 
 def main() -> None:

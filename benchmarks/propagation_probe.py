@@ -18,10 +18,10 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from mmea_pyg.data.dataset import MMKGDataset
 from mmea_pyg.evaluation import evaluate, mutual_nearest_neighbours
 from mmea_pyg.models.base import SIDES
 from mmea_pyg.nn.encoders import LabelPropagation
+from mmea_pyg.pipeline import load_dataset, make_config, split_pairs
 from mmea_pyg.training.iterative import unaligned_candidates
 
 
@@ -37,9 +37,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
 
-    data = MMKGDataset(None, name=args.dataset, split_ratio=args.ratio, split_seed=0, log=False)[0]
-    aligned = data["source", "aligned", "target"]
-    train, valid = aligned.edge_index[:, aligned.train_mask], aligned.edge_index[:, aligned.valid_mask]
+    config = make_config(dataset=args.dataset, ratio=args.ratio, overrides=["data.split_seed=0"])
+    data = load_dataset(config, progress=False)
+    train, valid = split_pairs(data, "train"), split_pairs(data, "valid")
     module = LabelPropagation(data["source"].num_nodes, code_dim=args.code_dim, hops=args.hops)
     src_cand, tgt_cand = unaligned_candidates(data, train)
     local = torch.arange(valid.size(1)).repeat(2, 1)

@@ -3,9 +3,12 @@
     python benchmarks/run_bench.py --datasets fb15k-db15k fb15k-yago15k --ratios 0.2 \
         --config clamea [--ablation "w/o V"] [--set key=value] [--tag NAME] [--skip-existing]
 
-Each run is `mmea train` then `mmea eval --csls --json` in child processes (so peak RSS is the run's
-own); results go to results/<tag or dataset_model_ratio>.json and BENCHMARKS.md is regenerated from
-every results/*.json.
+Each run is one `mmea train ... --propagation` in a child process (so that peak RSS is the run's own),
+which goes through the library pipeline (:func:`mmea_pyg.pipeline.train`: train, select on
+validation, evaluate the selected checkpoint on test, with the "+ propagation" add-on as its own
+evaluation) and writes the run's ``result.json``. This script reads that result object back and
+writes results/<tag or dataset_model_ratio>.json; BENCHMARKS.md is regenerated from every
+results/*.json.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -22,27 +24,15 @@ import time
 from pathlib import Path
 
 from mmea_pyg.config import ablation_slug
+from mmea_pyg.io import atomic_write_text
+from mmea_pyg.pipeline import PROPAGATION, RunResult, describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 RUNS = REPO / "runs" / "bench"
 MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: an interrupted
-    run leaves the previous file whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def machine() -> str:
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return f"{platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, {gpu}, torch {torch.__version__}"
+#: Benchmark summaries (results/*.json) share one writer with the library.
+write_text_atomic = atomic_write_text
 
 
 def run(cmd: list[str]) -> tuple[float, float, str]:
@@ -66,6 +56,39 @@ def display(cmd: list[str]) -> str:
     return shlex.join(words)
 
 
+def summarise(result: RunResult, **fields) -> dict:
+    """The benchmark record of a run: ``fields`` (tag, commands, ...), the figures report.py tabulates
+    (test metrics of the model's own embedding; the "+ propagation" evaluation apart), and the whole
+    result object under ``result``."""
+    test = result.evaluation("test")
+    try:
+        added = result.evaluation("test", PROPAGATION)
+    except KeyError:
+        added = None
+    return {
+        **fields,
+        "dataset": result.dataset,
+        "model": result.model,
+        "ratio": result.config["data"]["ratio"],
+        "metrics": test.metrics,
+        "propagation": None
+        if added is None
+        else {
+            "embedding": "model + LightEA propagation (eval-time add-on, not part of the model)",
+            "metrics": added.metrics,
+            "eval_wall_s": added.seconds,
+        },
+        "best_epoch": result.best_epoch,
+        "train_wall_s": result.timings["train"],
+        "eval_wall_s": round(result.timings["eval"] - (added.seconds if added else 0.0), 1),
+        "peak_rss_gib": round(result.peak_memory["rss_gib"], 2),
+        "machine": describe_machine(result.machine),
+        "validation_curve": [{"epoch": h["epoch"], **h["valid"]} for h in result.history],
+        "config": result.config,
+        "result": result.to_dict(),
+    }
+
+
 def bench_one(
     dataset: str,
     ratio: float,
@@ -79,10 +102,12 @@ def bench_one(
     skip_existing: bool = False,
     runs: Path = RUNS,
     propagation: bool = True,
+    report: bool = False,
 ) -> dict:
-    """Train and evaluate one configuration in child processes (run folder ``runs/<tag>``); write and
-    return its result record (with ``skip_existing``, return the record already in ``results``
-    instead, if there is one)."""
+    """Train and evaluate one configuration through the pipeline in a child process (run folder
+    ``runs/<tag>``); write and return its benchmark record (with ``skip_existing``, return the record
+    already in ``results`` instead, if there is one). With ``report``, also write the run's plots and
+    report.md to ``results/reports/<tag>/``."""
     tag = (tag or f"{dataset}_{model}_r{ratio:g}") + ablation_slug(ablations)
     path = results / f"{tag}.json"
     if skip_existing and path.exists():
@@ -91,53 +116,35 @@ def bench_one(
     out = runs / tag
     train = [*MMEA, "train", "--dataset", dataset, "--ratio", str(ratio), "--model", model]
     train += ["--config", config, "--out", str(out), "--device", device, "--quiet"]
+    train += ["--propagation"] if propagation else []
     for ablation in ablations:
         train += ["--ablation", ablation]
     for assignment in sets:
         train += ["--set", assignment]
-    train_wall, train_peak, train_log = run(train)
-    evaluate = [*MMEA, "eval", "--checkpoint", str(out / "best.pt"), "--csls", "--json", "--device", device]
-    eval_wall, eval_peak, eval_out = run(evaluate)
-    result = json.loads(eval_out)
-    # The "+ propagation" row: the same checkpoint with LightEA's seed labels appended (an add-on).
-    propagate = [*evaluate, "--propagation"]
-    prop_wall, prop_peak, prop_out = run(propagate) if propagation else (0.0, 0.0, "")
-    history = [json.loads(line) for line in train_log.splitlines() if line.startswith("{")]
-    record = {
-        "tag": tag,
-        "dataset": dataset,
-        "model": model,
-        "ratio": ratio,
-        "ablations": list(ablations),
-        "sets": list(sets),
-        "config_file": config,
-        "metrics": result["metrics"],
-        "propagation": {
-            "embedding": "model + LightEA propagation (eval-time add-on, not part of the model)",
-            "metrics": json.loads(prop_out)["metrics"],
-            "eval_wall_s": round(prop_wall, 1),
-            "command": display(propagate),
-        }
-        if propagation
-        else None,
-        "best_epoch": result["epoch"],
-        "train_wall_s": round(train_wall, 1),
-        "eval_wall_s": round(eval_wall, 1),
-        "peak_rss_gib": round(max(train_peak, eval_peak, prop_peak), 2),
-        "machine": machine(),
-        "commands": [display(train), display(evaluate)] + ([display(propagate)] if propagation else []),
-        "validation_curve": [{"epoch": h["epoch"], **h["valid"]} for h in history],
-        "config": json.loads((out / "eval_test.json").read_text())["config"],
-    }
+    wall, peak, _ = run(train)
+    result = RunResult.load(out)
+    record = summarise(
+        result,
+        tag=tag,
+        ablations=list(ablations),
+        sets=list(sets),
+        config_file=config,
+        commands=[display(train)],
+        wall_s=round(wall, 1),
+    )
+    record["peak_rss_gib"] = round(peak, 2)  # the child's own peak, measured from outside
     results.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(record, indent=2))
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    if report:
+        result.report(results / "reports" / tag)
     m = record["metrics"]
     extra = ""
-    if propagation:
+    if record["propagation"]:
         extra = f" (+ propagation: hits@1 {record['propagation']['metrics'].get('hits@1', float('nan')):.4f})"
     print(
         f"{tag}: hits@1 {m.get('hits@1', float('nan')):.4f} csls {m.get('csls/hits@1', float('nan')):.4f} "
-        f"mrr {m.get('mrr', float('nan')):.4f}{extra} train {train_wall:.0f}s peak {record['peak_rss_gib']} GiB",
+        f"mrr {m.get('mrr', float('nan')):.4f}{extra} train {record['train_wall_s']:.0f}s "
+        f"peak {record['peak_rss_gib']} GiB",
         flush=True,
     )
     return record
@@ -161,6 +168,9 @@ def main() -> None:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
+        "--report", action="store_true", help="also write each run's plots to results/reports/<tag>/"
+    )
+    parser.add_argument(
         "--skip-existing", action="store_true", help="keep results already in results/ (resume a series)"
     )
     args = parser.parse_args()
@@ -178,6 +188,7 @@ def main() -> None:
                 args.device,
                 skip_existing=args.skip_existing,
                 propagation=not args.no_propagation,
+                report=args.report,
             )
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "report.py")], check=True, cwd=REPO)
 

@@ -1,4 +1,5 @@
-"""``mmea download``: fetch and verify the raw MMKG files of one or more benchmarks."""
+"""``mmea download``: fetch and verify the raw files of one or more registered benchmarks (MMKG and
+entity alignment)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _status(record: dl.FileRecord) -> str:
     return f"{action}: {record.status}"
 
 
-def _print_summary(records: list[dl.FileRecord], directory: Path) -> None:
+def _print_summary(records: list[dl.FileRecord], directories: list[Path]) -> None:
     rows = [(r.path, _status(r), _format_size(r.size)) for r in records]
     header = ("file", "status", "size")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
@@ -44,17 +45,18 @@ def _print_summary(records: list[dl.FileRecord], directory: Path) -> None:
         click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}".rstrip())
     fetched = sum(r.fetched for r in records)
     present = sum(not r.skipped for r in records)
-    click.echo(
-        f"\n{present} file(s) in {directory} ({fetched} fetched); manifest: {directory / dl.MANIFEST_NAME}"
-    )
+    where = " and ".join(str(d) for d in directories)
+    manifests = ", ".join(str(d / dl.MANIFEST_NAME) for d in directories)
+    click.echo(f"\n{present} file(s) in {where} ({fetched} fetched); manifest: {manifests}")
 
 
-def _print_warnings(records: list[dl.FileRecord]) -> None:
+def _print_warnings(records: list[dl.FileRecord], ea_paths: set[str]) -> None:
     differing = [r for r in records if r.differs_from_upstream]
     if not differing:
         return
+    upstream = "upstream mmkb" if any(r.path not in ea_paths for r in differing) else "upstream"
     click.secho(
-        "\nWarning: these files differ from upstream mmkb (reconstructed in this mirror):",
+        f"\nWarning: these files differ from {upstream} (reconstructed in this mirror):",
         fg="yellow",
         err=True,
     )
@@ -77,14 +79,16 @@ def _print_warnings(records: list[dl.FileRecord]) -> None:
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Data root; files land in ROOT/mmkg/. [default: $MMEA_DATA or ./datasets]",
+    help="Data root; MMKG files land in ROOT/mmkg/, entity-alignment benchmarks in ROOT/ea/NAME/. "
+    "[default: $MMEA_DATA or ./datasets]",
 )
 @click.option(
     "--mirror",
     default=None,
     metavar="DIR_OR_URL",
-    help="Mirror with the upstream layout: a folder, file:// URL or http(s):// base URL. "
-    "[default: $MMEA_MIRROR; '' or unset: upstream mmkb]",
+    help="Mirror: a folder, file:// URL or http(s):// base URL; the mmkb layout for MMKG files, "
+    "<layout>/<DIR>/ (e.g. jape/SRPRS_EN_DE_15K_V1/) for entity-alignment benchmarks. "
+    "[default: $MMEA_MIRROR for MMKG, $MMEA_EA_MIRROR for the others; '' or unset: upstream]",
 )
 @click.option("--with-images", is_flag=True, help="Also fetch the VGG16 *_ImageData.h5 feature files.")
 @click.option(
@@ -105,10 +109,13 @@ def download(
     retries: int,
     quiet: bool,
 ) -> None:
-    """Download and verify the MMKG files of DATASET (fb15k-db15k, fb15k-yago15k).
+    """Download and verify the files of DATASET: the MMKG benchmarks fb15k-db15k, fb15k-yago15k, and the
+    entity-alignment benchmarks dbp15k-zh-en, dbp15k-ja-en, dbp15k-fr-en, srprs-en-de, srprs-en-fr,
+    openea-d-y-15k-v1.
 
-    Files are checked against the mirror's SHA256SUMS or the upstream git blob ids and recorded in
-    ROOT/mmkg/MANIFEST.json; running the command again only re-verifies them.
+    Files are checked against the mirror's SHA256SUMS or the upstream git blob ids (files with neither are
+    recorded as unverified) and recorded in ROOT/mmkg/MANIFEST.json or ROOT/ea/MANIFEST.json; running the
+    command again only re-verifies them.
     """
     logger = logging.getLogger(dl.__name__)
     handler = _InfoToStderr()
@@ -125,10 +132,16 @@ def download(
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
+    from mmea_pyg.data import registry
+
+    keys = {n.strip().lower() for n in names}
+    ea_paths = {f.path for k in keys & set(registry.EA_DATASETS) for f in registry.EA_DATASETS[k].files()}
+    directories = [dl.raw_dir(root)] if keys & set(registry.DATASETS) else []
+    directories += [dl.ea_dir(root)] if ea_paths else []
     if not quiet:
         click.echo()
-        _print_summary(records, dl.raw_dir(root))
-    _print_warnings(records)
+        _print_summary(records, directories)
+    _print_warnings(records, ea_paths)
 
 
 COMMANDS = (download,)

@@ -1,22 +1,12 @@
-"""``mmea eval``: evaluate the best checkpoint of a run on the test (or validation) pairs."""
+"""``mmea eval``: evaluate the best checkpoint of a run (:func:`mmea_pyg.pipeline.evaluate_checkpoint`)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
-
-from mmea_pyg.errors import ConfigError, MMEAError
-
-
-def latest_checkpoint() -> Path:
-    from mmea_pyg.cli.cmd_train import LATEST
-
-    if not LATEST.exists():
-        raise MMEAError("no run to evaluate: train one first (`mmea train`) or pass --checkpoint FILE")
-    return Path(LATEST.read_text().strip()) / "best.pt"
+from mmea_pyg.cli.options import quiet_option
 
 
 @click.command("eval")
@@ -48,93 +38,28 @@ def latest_checkpoint() -> Path:
     envvar="MMEA_DATA",
     help="Data root (default: the run's, else $MMEA_DATA or ./datasets).",
 )
-def evaluate_command(metric, checkpoint, split, csls, propagation, as_json, device, root):
+@quiet_option
+def evaluate_command(metric, checkpoint, split, csls, propagation, as_json, device, root, quiet):
     """Rank each test source entity among all test target entities (and the reverse)."""
-    import torch
-
-    from mmea_pyg.config import Config
-    from mmea_pyg.data.dataset import MMKGDataset
-    from mmea_pyg.evaluation import evaluate, parse_metric, select_metric
-    from mmea_pyg.training.trainer import load_checkpoint, load_model
+    from mmea_pyg import pipeline
+    from mmea_pyg.evaluation import parse_metric, select_metric
 
     parse_metric(metric)  # fail fast on a bad name
-    path = Path(checkpoint) if checkpoint else latest_checkpoint()
-    saved = load_checkpoint(path)
-    config = Config.from_dict(saved["config"])
-    d = config.data
-    ds = MMKGDataset(
-        root or d.root,
-        name=d.dataset,
-        split_ratio=d.ratio,
-        split_seed=config.split_seed,
-        valid_ratio=d.valid_ratio,
-        text_model=d.text_model,
-        mirror=d.mirror,
-        log=False,
+    path = Path(checkpoint) if checkpoint else pipeline.latest_run() / "best.pt"
+    result = pipeline.evaluate_checkpoint(
+        path, split, csls=csls, propagation=propagation, device=device, root=root, progress=not quiet
     )
-    data = ds[0]
-    model, config, _ = load_model(path, data, device)
-    data = data.to(next(model.parameters()).device)
-    aligned = data["source", "aligned", "target"]
-    pairs = aligned.edge_index[:, aligned.test_mask if split == "test" else aligned.valid_mask]
-    chunk = config.eval.chunk_size
-    if propagation:
-        from mmea_pyg.training.propagation import LightEAPropagation
-
-        e = config.eval
-        if (
-            e.propagation_weight <= 0
-            or e.propagation_rounds < 0
-            or min(e.propagation_dim, e.propagation_hops) < 1
-        ):
-            raise ConfigError(
-                f"{path}: eval.propagation_weight must be > 0, eval.propagation_rounds >= 0 and "
-                "eval.propagation_dim/hops >= 1; fix the run's config.yaml"
-            )
-        pseudo = saved.get("pseudo_pairs")
-        model = LightEAPropagation(
-            model,
-            data,
-            aligned.edge_index[:, aligned.train_mask],
-            None if pseudo is None else pseudo.to(pairs.device),
-            code_dim=e.propagation_dim,
-            hops=e.propagation_hops,
-            weight=e.propagation_weight,
-            rounds=e.propagation_rounds,
-            chunk_size=chunk,
-        )
-    with torch.no_grad():
-        src = model.embed(data, "source", pairs[0], chunk)
-        tgt = model.embed(data, "target", pairs[1], chunk)
-    local = torch.arange(pairs.size(1), device=pairs.device).repeat(2, 1)
-    results = evaluate(
-        src, tgt, local, ks=tuple(config.eval.ks), csls_k=config.eval.csls_k if csls else 0, chunk_size=chunk
-    )
-    selected = select_metric(results, metric)
-    record = {
-        "checkpoint": str(path),
-        "dataset": d.dataset,
-        "split": split,
-        "ratio": d.ratio,
-        "seed": config.train.seed,
-        "epoch": saved["epoch"],
-        "embedding": "model + LightEA propagation" if propagation else "model",
-        "pairs": int(pairs.size(1)),
-        "metrics": selected,
-        "config": config.to_dict(),
-    }
-    out = path.parent / f"eval_{split}{'_propagation' if propagation else ''}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**record, "metrics": results}, indent=2))
-    os.replace(tmp, out)
+    result.save()
+    record = result.to_dict()
+    record["metrics"] = select_metric(record["metrics"], metric)
     if as_json:
         click.echo(json.dumps({k: v for k, v in record.items() if k != "config"}, indent=2))
     else:
         click.echo(
-            f"{d.dataset} ({split}, {record['pairs']:,} pairs, ratio {d.ratio:g}, epoch {record['epoch']}, "
-            f"{record['embedding']})"
+            f"{record['dataset']} ({split}, {record['pairs']:,} pairs, ratio {record['ratio']:g}, "
+            f"epoch {record['epoch']}, {record['embedding']})"
         )
-        for key, value in selected.items():
+        for key, value in record["metrics"].items():
             click.echo(f"  {key:<18} {value:.4f}")
 
 

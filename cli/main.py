@@ -28,7 +28,15 @@ def cli() -> None:
 
 
 #: The command modules; each exposes ``COMMANDS``.
-COMMAND_MODULES = ("cmd_download", "cmd_info", "cmd_featurize", "cmd_train", "cmd_eval")
+COMMAND_MODULES = (
+    "cmd_download",
+    "cmd_info",
+    "cmd_featurize",
+    "cmd_train",
+    "cmd_eval",
+    "cmd_report",
+    "cmd_align",
+)
 
 
 def _register() -> None:

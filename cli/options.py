@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from mmea_pyg.data.registry import DATASETS
+from mmea_pyg.data.registry import DATASETS, EA_DATASETS, registered_names
 
-dataset_argument = click.argument("name", type=click.Choice(sorted(DATASETS), case_sensitive=False))
+
+def _dataset_name_or_folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A registered name (lower-cased) or an existing folder; anything else is a usage error (exit 2)
+    listing the registered names and the layouts a folder may have."""
+    del ctx, param
+    key = value.strip().lower()
+    if key in DATASETS or key in EA_DATASETS:
+        return key
+    if Path(value).expanduser().is_dir():
+        return value
+    from mmea_pyg.data.formats import layout_help
+
+    raise click.BadParameter(
+        f"{value!r} is neither a registered dataset nor a folder; registered: {', '.join(registered_names())}; "
+        f"a folder may hold one of these layouts: {layout_help()}"
+    )
+
+
+#: ``NAME``: a registered dataset (MMKG or entity alignment) or a folder with a graph pair.
+dataset_argument = click.argument("name", metavar="NAME_OR_FOLDER", callback=_dataset_name_or_folder)
 root_option = click.option(
     "--root",
     type=click.Path(file_okay=False),
@@ -25,4 +46,21 @@ text_model_option = click.option(
     default=None,
     help="Text encoder of the attribute sentences: a local folder or Hugging Face id "
     "(default: the packaged all-MiniLM-L6-v2).",
+)
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+model_option = click.option("--model", default=None, help="Model name: clamea (default), ricea or mimea.")
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML config (sections data, model, train, eval) or preset name (clamea, ricea, mimea, paper); "
+    "default: the model's validated preset. Options below override it.",
+)
+set_option = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any config value, e.g. --set train.epochs=50 --set model.structure=gat.",
 )

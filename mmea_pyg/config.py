@@ -56,17 +56,36 @@ def ablation_slug(ablations) -> str:
 class DataConfig:
     """Which benchmark and split."""
 
+    #: A registered name (``fb15k-db15k``, ``dbp15k-zh-en``, ``srprs-en-de``, ...) or a graph-pair folder
+    #: (see :func:`mmea_pyg.data.open_dataset`).
     dataset: str = "fb15k-db15k"
     #: Data root (``None``: ``MMEA_DATA`` or ``./datasets``).
     root: str | None = None
-    #: Fraction of the seed pairs used for training.
-    ratio: float = 0.2
+    #: Split ratio, read by the dataset (``None``: the dataset's default, filled in by
+    #: :func:`mmea_pyg.pipeline.make_config`). MMKG benchmarks: the fraction of the seed pairs used for
+    #: training (default 0.2). Graph pairs (:class:`~mmea_pyg.data.graph_pair.GraphPairDataset`): the
+    #: fraction known to the model, training + validation (default 0.3: 20% train, 10% valid, 70% test);
+    #: layouts that ship a split ignore it.
+    ratio: float | None = None
+    #: Fraction of all seed pairs used for validation.
     valid_ratio: float = 0.1
     #: Seed of the split (``None``: the run seed).
     split_seed: int | None = None
     #: Text encoder for the attribute sentences (``None``: the packaged all-MiniLM-L6-v2).
     text_model: str | None = None
+    #: Mirror of the raw files (``None``: ``MMEA_MIRROR`` for MMKG, ``MMEA_EA_MIRROR`` for the
+    #: entity-alignment benchmarks).
     mirror: str | None = None
+    #: Layout of a graph-pair folder: ``auto`` (detected), ``openea``, ``jape``, ``meaformer``, ``plain``
+    #: or ``contea`` (:mod:`mmea_pyg.data.formats`); registered datasets know their own.
+    format: str = "auto"
+    #: OpenEA fold (``721_5fold/<fold>/``); only for OpenEA folders.
+    fold: int = 1
+    #: ContEA snapshot (0 = base, K = base + batches 1..K; ``None``: the base); only for ContEA folders.
+    snapshot: int | None = None
+    #: Allow a MEAformer ``*_id_img_feature_dict.pkl`` to be unpickled. Unpickling can run code: set it
+    #: only for files from a source you trust (the ``.npz`` form needs no trust).
+    trust_pickle: bool = False
 
 
 @dataclass
@@ -231,11 +250,10 @@ class Config:
         return cls.load(path)
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-        os.replace(tmp, path)
+        """Write the config as YAML, atomically (:func:`mmea_pyg.io.atomic_write_text`)."""
+        from mmea_pyg.io import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def override(self, assignments: list[str]) -> Config:
         """Apply ``section.key=value`` assignments (values parsed as YAML: ``0.5``, ``[1, 2]``, ``true``)."""

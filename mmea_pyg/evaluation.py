@@ -188,6 +188,7 @@ def _realistic_ranks(
     r_query: Tensor | None,
     r_cand: Tensor | None,
     chunk_size: int,
+    bar=None,
 ) -> Tensor:
     """Realistic rank of candidate ``true_col[i]`` for query row ``query[i]``, chunked over rows.
 
@@ -203,6 +204,8 @@ def _realistic_ranks(
         better = (scores > true).sum(dim=1)
         tied = (scores == true).sum(dim=1) - 1  # the true candidate ties with itself
         ranks[start:stop] = 1.0 + better.to(torch.float32) + 0.5 * tied.to(torch.float32)
+        if bar is not None:
+            bar.update(min(stop, query.size(0)) - start)
     return ranks
 
 
@@ -219,6 +222,7 @@ def rank_pairs(
     *,
     csls_k: int = 0,
     chunk_size: int = 1024,
+    bar=None,
 ) -> dict[str, Tensor]:
     r"""Realistic rank of every pair's counterpart, in both directions.
 
@@ -237,6 +241,7 @@ def rank_pairs(
         pairs: Evaluated (source index, target index) pairs.
         csls_k: ``0`` scores by cosine; ``k > 0`` scores by CSLS with ``k`` nearest neighbours.
         chunk_size: Query rows scored at a time (memory is about ``chunk_size x #candidates``).
+        bar: A tqdm bar advanced by the number of queries ranked (both directions).
 
     Returns:
         ``{"s2t": ranks, "t2s": ranks}``, float32 tensors of shape ``[P]`` on the embeddings' device;
@@ -273,6 +278,7 @@ def rank_pairs(
         None if r_src is None else r_src[src_pos],
         r_tgt,
         chunk_size,
+        bar,
     )
     t2s = _realistic_ranks(
         tgt[tgt_pos],
@@ -281,6 +287,7 @@ def rank_pairs(
         None if r_tgt is None else r_tgt[tgt_pos],
         r_src,
         chunk_size,
+        bar,
     )
     return {"s2t": s2t, "t2s": t2s}
 
@@ -325,6 +332,8 @@ def evaluate(
     ks: Sequence[int] = DEFAULT_KS,
     csls_k: int = 0,
     chunk_size: int = 1024,
+    progress: bool = False,
+    desc: str = "eval",
 ) -> dict[str, float]:
     """Hits@k, MRR and MR of an alignment, both directions, cosine and optionally CSLS.
 
@@ -335,6 +344,8 @@ def evaluate(
         ks: Hits@k cut-offs.
         csls_k: If ``> 0``, CSLS with this neighbourhood size is reported *in addition* to cosine.
         chunk_size: Query rows scored at a time.
+        progress: Show a progress bar (tqdm, stderr) over the ranked queries.
+        desc: The bar's label.
 
     Returns:
         A flat dict of Python floats. ``hits@k``, ``mrr``, ``mr``: source -> target with cosine (the
@@ -347,11 +358,24 @@ def evaluate(
     csls_k = _check_csls_k(csls_k)
     settings = [("", 0)] + ([("csls/", csls_k)] if csls_k > 0 else [])
     results: dict[str, float] = {}
-    for prefix, k in settings:
-        ranks = rank_pairs(src_emb, tgt_emb, pairs, csls_k=k, chunk_size=chunk_size)
-        for direction, sub in (("s2t", ""), ("t2s", "t2s/")):
-            for name, value in metrics_from_ranks(ranks[direction], ks).items():
-                results[f"{prefix}{sub}{name}"] = value
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=2 * pairs.size(-1) * len(settings), desc=desc, unit="query", file=sys.stderr, leave=False
+        )
+    try:
+        for prefix, k in settings:
+            ranks = rank_pairs(src_emb, tgt_emb, pairs, csls_k=k, chunk_size=chunk_size, bar=bar)
+            for direction, sub in (("s2t", ""), ("t2s", "t2s/")):
+                for name, value in metrics_from_ranks(ranks[direction], ks).items():
+                    results[f"{prefix}{sub}{name}"] = value
+    finally:
+        if bar is not None:
+            bar.close()
     return results
 
 

@@ -8,12 +8,15 @@ import logging
 import os
 import os.path as osp
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch_geometric.data import HeteroData, InMemoryDataset
+from torch_geometric.data.dataset import _repr, files_exist
 
 from mmea_pyg.data.mmkg import (
     KnowledgeGraph,
@@ -25,21 +28,329 @@ from mmea_pyg.data.mmkg import (
 )
 from mmea_pyg.data.registry import DatasetCard, KGCard, get_card
 from mmea_pyg.data.splits import split_pairs
-from mmea_pyg.errors import DataFormatError
+from mmea_pyg.errors import DataFormatError, MMEAError
+from mmea_pyg.io import (
+    UnreadableFileError,
+    atomic_torch_save,
+    atomic_write_json,
+    resolve_device,
+    safe_torch_load,
+)
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever :meth:`MMKGDataset.process` changes what it writes, so old caches are rebuilt.
-PROCESS_VERSION = 2
+#: Bumped whenever :meth:`MMKGDataset.process` changes what it writes or the processed file's key
+#: changes format, so old caches are rebuilt (3: the key holds the raw files' SHA-256, not their mtimes).
+PROCESS_VERSION = 3
 SIDES = ("source", "target")
+#: Sidecar under ``<root>/mmkg/cache`` with the SHA-256 of raw files the download manifest does not vouch
+#: for (image features written by ``mmea featurize-images``, files placed or copied by hand), each with
+#: the size and modification time it was computed for, so that a file is hashed once.
+DIGEST_CACHE_NAME = "raw_sha256.json"
 
 
-def _fingerprint(path: Path) -> list[Any]:
-    stat = path.stat()
-    return [path.name, stat.st_size, stat.st_mtime_ns]
+# ------------------------------------------------------------------------------------ raw digests
+def _recorded_after_written(entry: dict, stat: os.stat_result) -> bool:
+    """Whether a manifest entry was recorded after the file was last written (then its SHA-256 is the
+    file's; a file written later, by hand or by a copy without ``-p``, is hashed instead)."""
+    try:
+        recorded = datetime.fromisoformat(str(entry["time"])).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return False
+    return stat.st_mtime <= recorded + 1.0  # the manifest time is truncated to the second
 
 
-class MMKGDataset(InMemoryDataset):
+def raw_sha256(raw_dir: str | os.PathLike, paths: Iterable[str]) -> dict[str, str]:
+    """SHA-256 of raw files under ``raw_dir`` (``<root>/mmkg``), by relative path.
+
+    The digest comes from the download manifest (``MANIFEST.json``) when its entry has the file's size
+    and was recorded after the file was written; else from the sidecar :data:`DIGEST_CACHE_NAME` when
+    the file's size and modification time are unchanged; else the file is hashed and the sidecar
+    updated (best effort: a read-only data root is hashed every time).
+
+    Args:
+        raw_dir: The raw directory.
+        paths: Paths relative to ``raw_dir`` of existing files.
+    """
+    from mmea_pyg.data.download import read_manifest, sha256sum
+
+    raw = Path(raw_dir)
+    manifest = read_manifest(raw.parent) if (raw / "MANIFEST.json").is_file() else {}
+    sidecar = raw / "cache" / DIGEST_CACHE_NAME
+    try:
+        cached = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+        if not isinstance(cached, dict):
+            cached = {}
+    except (OSError, ValueError):
+        cached = {}
+    digests: dict[str, str] = {}
+    changed = False
+    for rel in paths:
+        stat = (raw / rel).stat()
+        entry = manifest.get(rel) or {}
+        if entry.get("sha256") and entry.get("size") == stat.st_size and _recorded_after_written(entry, stat):
+            digests[rel] = str(entry["sha256"])
+            continue
+        known = cached.get(rel)
+        if (
+            isinstance(known, dict)
+            and known.get("sha256")
+            and known.get("size") == stat.st_size
+            and known.get("mtime_ns") == stat.st_mtime_ns
+        ):
+            digests[rel] = str(known["sha256"])
+            continue
+        digests[rel] = sha256sum(raw / rel)
+        cached[rel] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digests[rel]}
+        changed = True
+    if changed:
+        try:
+            atomic_write_json(sidecar, cached)
+        except OSError as exc:  # a read-only data root: the digests are computed again next time
+            log.debug("cannot write %s: %s", sidecar, exc)
+    return digests
+
+
+# ------------------------------------------------------------------------------------ statistics
+def graph_statistics(data: HeteroData) -> dict[str, Any]:
+    """Counts of a graph pair in the dataset layout: per KG (entities, relations, distinct triples and
+    triple lines, attribute triples and names, entities with attributes / images / image features,
+    entities in no relation triple, feature widths), the number of links and the split sizes."""
+    stats: dict[str, Any] = {}
+    for side in SIDES:
+        store = data[side]
+        edges = data[side, "relation", side]
+        connected = torch.zeros(int(store.num_nodes), dtype=torch.bool)
+        connected[edges.edge_index.reshape(-1)] = True
+        stats[side] = {
+            "kg": store.kg_name,
+            "entities": int(store.num_nodes),
+            "relations": len(edges.relation_names),
+            "triples": int(edges.edge_index.size(1)),
+            "triple_lines": int(store.num_triple_lines),
+            "attribute_triples": int(store.num_attr_triples),
+            "attribute_names": int(store.num_attr_names),
+            "entities_with_attributes": int(store.attr_mask.sum()),
+            "entities_with_image": int(store.has_image.sum()),
+            "entities_with_image_features": int(store.img_mask.sum()),
+            "entities_without_triples": int((~connected).sum()),
+            "attribute_dim": int(store.x_attr.size(1)),
+            "image_dim": int(store.x_img.size(1)),
+        }
+    aligned = data["source", "aligned", "target"]
+    stats["pairs"] = int(aligned.edge_index.size(1))
+    stats["split"] = {
+        "train": int(aligned.train_mask.sum()),
+        "valid": int(aligned.valid_mask.sum()),
+        "test": int(aligned.test_mask.sum()),
+    }
+    return stats
+
+
+# ------------------------------------------------------------------------------------ safe loading
+class _Unreadable(Exception):
+    """A cache file that cannot be loaded safely; the message is the reason."""
+
+
+def _load_tensors(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, containers, plain values and the PyG data classes
+    PyG allowlists; never arbitrary unpickling (unlike PyG's ``fs.torch_load``, which falls back to
+    ``weights_only=False``).
+
+    Raises:
+        _Unreadable: Truncated, not a torch file, or a pickle that needs other objects (it could run code).
+    """
+    try:
+        return safe_torch_load(path, "cpu", what="cache file")
+    except UnreadableFileError as exc:
+        raise _Unreadable(exc.reason) from None
+
+
+def _read_processed(path: Path) -> tuple[HeteroData, dict | None]:
+    """The graph and slices of a processed file written by :meth:`MMKGDataset.process`.
+
+    Raises:
+        _Unreadable: Unreadable, unsafe, or not a processed MMKG graph.
+    """
+    if not path.is_file():
+        raise _Unreadable("file not found")
+    out = _load_tensors(path)
+    if not (
+        isinstance(out, tuple)
+        and len(out) == 3
+        and isinstance(out[0], dict)
+        and (out[1] is None or isinstance(out[1], dict))
+        and out[2] is HeteroData
+    ):
+        raise _Unreadable(f"it holds a {type(out).__name__}, not a processed HeteroData graph")
+    try:
+        data = HeteroData.from_dict(out[0])
+    except Exception as exc:  # noqa: BLE001 - whatever the dict holds
+        raise _Unreadable(f"not a processed HeteroData graph ({type(exc).__name__}: {exc})") from None
+    if (
+        not {"source", "target"} <= set(data.node_types)
+        or ("source", "aligned", "target") not in data.edge_types
+    ):
+        raise _Unreadable("the graph lacks the source/target node types or the aligned pairs")
+    return data, out[1]
+
+
+# ------------------------------------------------------------------------------- attribute features
+def attribute_cache_file(
+    cache_dir: Path, tag: str, text_model: str, max_length: int, sentences: list[str]
+) -> Path:
+    """The feature cache of ``sentences`` under ``cache_dir``: ``text_<tag>_<digest>.pt``, the digest over
+    the text model, the token limit and the sentences (so any change of them is a new file)."""
+    digest = hashlib.sha256(json.dumps([text_model, max_length, sentences]).encode()).hexdigest()[:16]
+    return cache_dir / f"text_{tag}_{digest}.pt"
+
+
+def encode_attribute_sentences(
+    sentences: list[str],
+    mask: torch.Tensor,
+    cache_file: Path,
+    *,
+    text_model: str,
+    max_length: int = 128,
+    batch_size: int = 128,
+    device: str = "cpu",
+    progress: bool = True,
+    label: str = "",
+    encoders: dict[str, Any] | None = None,
+) -> torch.Tensor:
+    """Attribute features ``[N, D]`` of the entities whose ``mask`` is ``True``, zeros elsewhere.
+
+    ``sentences`` holds one sentence per masked entity, in entity order. The encoded matrix is cached in
+    ``cache_file`` (see :func:`attribute_cache_file`); a cache that cannot be loaded safely (truncated,
+    other content, a pickle that would run code) is reported in one line and recomputed. The text model is
+    loaded only when the cache misses.
+
+    Args:
+        sentences: The masked entities' attribute sentences.
+        mask: ``[N]`` bool, which entities have attributes.
+        cache_file: Where the ``[len(sentences), D]`` features are cached.
+        text_model, max_length, batch_size, device: Of the :class:`~mmea_pyg.data.features.text.TextEncoder`.
+        progress: Print what is encoded and show a progress bar.
+        label: What is encoded, for the progress line (e.g. the KG's name).
+        encoders: A dict in which a loaded encoder is kept for the next call (one model load per build).
+    """
+    if cache_file.exists():
+        try:
+            features = _load_tensors(cache_file)
+            if not (
+                isinstance(features, torch.Tensor) and features.dim() == 2 and features.is_floating_point()
+            ):
+                raise _Unreadable(f"it holds a {type(features).__name__}, not a feature matrix")
+        except _Unreadable as exc:
+            log.warning("%s: attribute-feature cache is unreadable (%s); recomputing", cache_file, exc)
+            cache_file.unlink(missing_ok=True)
+        else:
+            if features.size(0) == len(sentences):
+                return _scatter_rows(features, mask)
+    from mmea_pyg.data.features.text import TextEncoder
+
+    encoder = None if encoders is None else encoders.get(text_model)
+    if encoder is None:
+        encoder = TextEncoder(text_model, device=resolve_device(device))
+        if encoders is not None:
+            encoders[text_model] = encoder
+    if progress:
+        print(
+            f"Encoding {len(sentences):,} attribute sentences of {label} with {text_model}", file=sys.stderr
+        )
+    features = (
+        encoder.encode(sentences, batch_size=batch_size, max_length=max_length, progress=progress)
+        .float()
+        .cpu()
+    )
+    atomic_torch_save(features, cache_file)
+    return _scatter_rows(features, mask)
+
+
+def _scatter_rows(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    out = features.new_zeros((mask.numel(), features.size(1)))
+    out[mask] = features
+    return out
+
+
+# ------------------------------------------------------------------------------------- base class
+class SafeInMemoryDataset(InMemoryDataset):
+    """:class:`~torch_geometric.data.InMemoryDataset` whose files are only ever loaded with
+    ``weights_only=True`` and written atomically: the processed graph (an unreadable one is reported in
+    one line, deleted and rebuilt) and PyG's ``pre_transform.pt`` / ``pre_filter.pt``. Subclasses implement
+    ``process`` (writing ``processed_paths[0]`` as :meth:`save_graph` does) and call
+    :meth:`_load_processed` at the end of ``__init__``."""
+
+    def save_graph(self, data: HeteroData) -> None:
+        """Apply ``pre_transform`` and write ``data`` to ``processed_paths[0]`` atomically (the format of
+        :meth:`InMemoryDataset.save <torch_geometric.data.InMemoryDataset.save>`)."""
+        if self.pre_transform is not None:
+            data = self.pre_transform(data)
+        collated, slices = self.collate([data])
+        atomic_torch_save((collated.to_dict(), slices, collated.__class__), self.processed_paths[0])
+
+    def _load_processed(self) -> None:
+        """Load the processed graph; a file that cannot be loaded safely (truncated, corrupted, another
+        content, or a pickle that would run code) is reported in one line, deleted and rebuilt."""
+        path = Path(self.processed_paths[0])
+        try:
+            data, slices = _read_processed(path)
+        except _Unreadable as exc:
+            log.warning("%s: processed dataset is unreadable (%s); rebuilding", path, exc)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                raise MMEAError(
+                    f"{path}: processed dataset is unreadable ({exc}) and cannot be removed "
+                    f"({error.strerror}); delete it, or make {path.parent} writable"
+                ) from None
+            self._process()
+            try:
+                data, slices = _read_processed(path)
+            except _Unreadable as again:
+                raise MMEAError(
+                    f"{path}: the rebuilt processed dataset is unreadable ({again}); check the disk and "
+                    f"delete {path.parent}"
+                ) from None
+        self._data, self.slices, self._data_list = data, slices, None
+
+    def _process(self) -> None:
+        """:meth:`InMemoryDataset._process <torch_geometric.data.Dataset._process>` without arbitrary
+        unpickling: PyG reads ``pre_transform.pt`` / ``pre_filter.pt`` with ``weights_only=False``; here they
+        are read with ``weights_only=True`` (an unreadable one is reported and rewritten) and every file is
+        written atomically."""
+        processed = Path(self.processed_dir)
+        for name, current in (("pre_transform.pt", self.pre_transform), ("pre_filter.pt", self.pre_filter)):
+            path = processed / name
+            if self.force_reload or not path.is_file():
+                continue
+            try:
+                stored = _load_tensors(path)
+            except _Unreadable as exc:
+                log.warning("%s: unreadable (%s); rewriting it", path, exc)
+                path.unlink(missing_ok=True)
+                atomic_torch_save(_repr(current), path)
+                continue
+            if stored != _repr(current):
+                warnings.warn(
+                    f"The `{name[:-3]}` argument differs from the one used in the pre-processed version of "
+                    "this dataset. If you want to make use of another pre-processing technique, pass "
+                    "`force_reload=True` explicitly to reload the dataset.",
+                    stacklevel=2,
+                )
+        if not self.force_reload and files_exist(self.processed_paths):
+            return
+        if self.log and "PYTEST_CURRENT_TEST" not in os.environ:
+            print("Processing...", file=sys.stderr)
+        processed.mkdir(parents=True, exist_ok=True)
+        self.process()
+        atomic_torch_save(_repr(self.pre_transform), processed / "pre_transform.pt")
+        atomic_torch_save(_repr(self.pre_filter), processed / "pre_filter.pt")
+        if self.log and "PYTEST_CURRENT_TEST" not in os.environ:
+            print("Done!", file=sys.stderr)
+
+
+class MMKGDataset(SafeInMemoryDataset):
     r"""An MMKG multimodal entity-alignment benchmark (Liu et al., ESWC 2019) as one
     :class:`~torch_geometric.data.HeteroData` graph.
 
@@ -63,7 +374,11 @@ class MMKGDataset(InMemoryDataset):
     Raw files live in ``<root>/mmkg/`` in the upstream layout (shared by both benchmarks; fetched by
     :func:`~mmea_pyg.data.download.download_dataset`, from ``mirror`` or ``MMEA_MIRROR`` if set);
     processed graphs in ``<root>/<name>/processed/``, one file per combination of inputs and options,
-    so that a change of either is rebuilt and nothing else is.
+    so that a change of either is rebuilt and nothing else is. Inputs are keyed on their SHA-256 (see
+    :meth:`options_key`), so a copied data root is reused. Every cache is loaded with
+    ``weights_only=True`` only; one that is truncated, corrupted or would need arbitrary unpickling is
+    reported in one line (a logging warning) and rebuilt. A build waits for a download into the same
+    root by another process (:func:`~mmea_pyg.data.download.wait_for_downloads`).
 
     Args:
         root: Data root (default: ``MMEA_DATA`` or ``./datasets``).
@@ -111,10 +426,11 @@ class MMKGDataset(InMemoryDataset):
         self.device = device
         self.mirror = mirror
         self._show_progress = log
+        self._options_key: str | None = None
         super().__init__(
             str(root or default_root()), transform, pre_transform, force_reload=force_reload, log=log
         )
-        self.load(self.processed_paths[0], data_cls=HeteroData)
+        self._load_processed()
         self.resplit(split_ratio, split_seed, valid_ratio)
 
     # ----------------------------------------------------------------------------------------- paths
@@ -138,18 +454,28 @@ class MMKGDataset(InMemoryDataset):
         return Path(self.raw_dir) / kg.image_data.path
 
     def options_key(self) -> str:
-        """Hash of everything the processed graph depends on: the processing code version, the raw
-        files (name, size, modification time), the optional image-feature and names files, and the
-        text-encoder options. The split options are not part of it (splits are drawn at load time)."""
+        """Hash of everything the processed graph depends on: the processing code version, the content
+        (SHA-256, see :func:`raw_sha256`) of the raw files, of the optional image-feature and names files,
+        and the text-encoder options. Neither file times nor the data root's location are part of it,
+        so a copied data root is reused; the split options are not either (splits are drawn at load
+        time). Computed once per instance, after the download."""
+        if self._options_key is None:
+            self._options_key = self._compute_options_key()
+        return self._options_key
+
+    def _compute_options_key(self) -> str:
         raw = Path(self.raw_dir)
+        remotes = [
+            r for kg in (self.card.source, self.card.target) for r in [*kg.text_files(), kg.image_data]
+        ]
+        present = [r.path for r in remotes if (raw / r.path).is_file()]
+        digests = raw_sha256(raw, present)
         inputs: list[Any] = []
-        for kg in (self.card.source, self.card.target):
-            for remote in [*kg.text_files(), kg.image_data]:
-                path = raw / remote.path
-                if path.exists():
-                    inputs.append(_fingerprint(path))
-                elif not remote.optional:
-                    inputs.append([remote.path, None])
+        for remote in remotes:
+            if remote.path in digests:
+                inputs.append([remote.path, digests[remote.path]])
+            elif not remote.optional:
+                inputs.append([remote.path, None])
         key = {
             "version": PROCESS_VERSION,
             "inputs": inputs,
@@ -159,6 +485,14 @@ class MMKGDataset(InMemoryDataset):
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     # ---------------------------------------------------------------------------------- download
+    def _download(self) -> None:
+        # A download into this root by another process: wait until it is done, so that the raw files
+        # (and their digests in the processed file's key) are complete.
+        from mmea_pyg.data.download import wait_for_downloads
+
+        wait_for_downloads(self.raw_dir)
+        super()._download()
+
     def download(self) -> None:
         from mmea_pyg.data.download import default_mirror, download_dataset
 
@@ -187,10 +521,7 @@ class MMKGDataset(InMemoryDataset):
         store = data["source", "aligned", "target"]
         store.edge_index = pairs.reshape(2, -1)
         data.dataset_name = self.name
-
-        if self.pre_transform is not None:
-            data = self.pre_transform(data)
-        self.save([data], self.processed_paths[0])
+        self.save_graph(data)
 
     def _build_side(
         self, data: HeteroData, side: str, kg: KnowledgeGraph, card: KGCard, linked: list[str]
@@ -232,7 +563,7 @@ class MMKGDataset(InMemoryDataset):
     def _attribute_features(
         self, kg: KnowledgeGraph, entities: list[str]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        from mmea_pyg.data.features.text import TextEncoder, attribute_sentence, humanize_attribute
+        from mmea_pyg.data.features.text import attribute_sentence, humanize_attribute
 
         items: dict[str, list[tuple[str, str]]] = {}
         for entity, predicate, value in kg.attributes:
@@ -241,43 +572,21 @@ class MMKGDataset(InMemoryDataset):
             )
         sentences = [attribute_sentence(items[e]) for e in entities if e in items]
         mask = torch.tensor([e in items for e in entities], dtype=torch.bool)
-
-        encoder_cache = Path(self.raw_dir) / "cache"
-        digest = hashlib.sha256(
-            json.dumps([self.text_model, self.text_max_length, sentences]).encode()
-        ).hexdigest()[:16]
-        cache_file = encoder_cache / f"text_{kg.name}_{digest}.pt"
-        if cache_file.exists():
-            features = torch.load(cache_file, weights_only=True)
-            if features.size(0) == len(sentences):
-                return self._scatter_rows(features, mask), mask
-        encoder = TextEncoder(self.text_model, device=self._resolved_device())
-        if self._show_progress:
-            print(
-                f"Encoding {len(sentences):,} attribute sentences of {kg.name} with {self.text_model}",
-                file=sys.stderr,
-            )
-        features = (
-            encoder.encode(
-                sentences,
-                batch_size=self.text_batch_size,
-                max_length=self.text_max_length,
-                progress=self._show_progress,
-            )
-            .float()
-            .cpu()
+        cache_file = attribute_cache_file(
+            Path(self.raw_dir) / "cache", kg.name, self.text_model, self.text_max_length, sentences
         )
-        encoder_cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        torch.save(features, tmp)
-        os.replace(tmp, cache_file)
-        return self._scatter_rows(features, mask), mask
-
-    @staticmethod
-    def _scatter_rows(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = features.new_zeros((mask.numel(), features.size(1)))
-        out[mask] = features
-        return out
+        features = encode_attribute_sentences(
+            sentences,
+            mask,
+            cache_file,
+            text_model=self.text_model,
+            max_length=self.text_max_length,
+            batch_size=self.text_batch_size,
+            device=self.device,
+            progress=self._show_progress,
+            label=kg.name,
+        )
+        return features, mask
 
     def _image_features(
         self, kg: KnowledgeGraph, card: KGCard, entities: list[str]
@@ -295,11 +604,6 @@ class MMKGDataset(InMemoryDataset):
             )
         return features.float(), mask & torch.tensor([bool(k) for k in keys], dtype=torch.bool)
 
-    def _resolved_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
-
     # ------------------------------------------------------------------------------------ splits
     def resplit(self, split_ratio: float, split_seed: int = 0, valid_ratio: float = 0.1) -> None:
         """Draw new train/valid/test masks of the seed pairs (no reprocessing)."""
@@ -315,32 +619,8 @@ class MMKGDataset(InMemoryDataset):
         attributes / listed images / image features; pairs and the current split sizes."""
         data = self._data
         stats: dict[str, Any] = {"dataset": self.name}
-        for side in SIDES:
-            store = data[side]
-            edges = data[side, "relation", side]
-            stats[side] = {
-                "kg": store.kg_name,
-                "entities": int(store.num_nodes),
-                "relations": len(edges.relation_names),
-                "triples": int(edges.edge_index.size(1)),
-                "triple_lines": int(store.num_triple_lines),
-                "attribute_triples": int(store.num_attr_triples),
-                "attribute_names": int(store.num_attr_names),
-                "entities_with_attributes": int(store.attr_mask.sum()),
-                "entities_with_image": int(store.has_image.sum()),
-                "entities_with_image_features": int(store.img_mask.sum()),
-                "attribute_dim": int(store.x_attr.size(1)),
-                "image_dim": int(store.x_img.size(1)),
-            }
-        aligned = data["source", "aligned", "target"]
-        stats["pairs"] = int(aligned.edge_index.size(1))
-        stats["split"] = {
-            "ratio": self.split_ratio,
-            "seed": self.split_seed,
-            "train": int(aligned.train_mask.sum()),
-            "valid": int(aligned.valid_mask.sum()),
-            "test": int(aligned.test_mask.sum()),
-        }
+        stats.update(graph_statistics(data))
+        stats["split"] = {"ratio": self.split_ratio, "seed": self.split_seed, **stats["split"]}
         stats["text_model"] = self.text_model
         return stats
 

@@ -1,4 +1,4 @@
-"""Fetch and verify the raw MMKG files of a benchmark.
+"""Fetch and verify the raw files of a registered benchmark (MMKG, and the entity-alignment benchmarks).
 
 Files come from upstream (:attr:`RemoteFile.upstream_url <mmea_pyg.data.registry.RemoteFile.upstream_url>`,
 the pinned ``mniepert/mmkb`` commit and the Dropbox links of the image features) or from a *mirror*
@@ -17,20 +17,38 @@ Verification, per file:
 Transfers go to ``<dest>.part`` (resumed when a previous run was interrupted), are verified, then
 moved into place with :func:`os.replace`, so a final path never holds a half-written file. Transient
 failures (connection errors, timeouts, HTTP 5xx/429) are retried with exponential backoff; 404 is not.
+The manifest is written with :func:`mmea_pyg.io.atomic_write_json`.
+
+**Entity-alignment benchmarks** (:data:`~mmea_pyg.data.registry.EA_DATASETS`: DBP15K, SRPRS, OpenEA
+D_Y_15K_V1) use the same machinery with their own folder and mirror: files land under
+``<root>/ea/<name>/`` (manifest ``<root>/ea/MANIFEST.json``, lock ``<root>/ea/.download.lock``), come
+from the pinned GitHub commit of their card or from a mirror in the layout
+``<layout>/<MIRROR_DIR>/<file>`` (:class:`~mmea_pyg.data.registry.EACard`), which is ``--mirror`` when
+given, else ``$MMEA_EA_MIRROR`` (``$MMEA_MIRROR`` is the MMKG mirror and is not used for them).
+
+Downloads into one data root are serialised by an exclusive lock on ``<root>/mmkg/.download.lock``
+(:func:`download_lock`, ``fcntl.flock``): a second ``mmea download`` (or dataset build) into the same
+root says on stderr that it waits, waits for the first to finish, then finds the files verified and
+fetches nothing, so two processes never share a ``.part`` file. Where ``fcntl`` does not exist
+(Windows) there is no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import http.client
 import json
 import logging
 import os
+import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from http.client import HTTPException
@@ -43,16 +61,26 @@ from mmea_pyg import __version__
 from mmea_pyg.data import registry
 from mmea_pyg.data.registry import RemoteFile
 from mmea_pyg.errors import ChecksumError, ConfigError, DownloadError
+from mmea_pyg.io import atomic_write_json
+
+try:  # Linux, macOS; Windows has no fcntl and downloads are not locked there
+    import fcntl
+except ImportError:  # pragma: no cover - not on the supported platforms
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 #: Sub-directory of the data root that holds the MMKG files (upstream layout below it).
 RAW_DIRNAME = "mmkg"
+#: Sub-directory of the data root that holds the entity-alignment benchmarks (``<name>/`` below it).
+EA_DIRNAME = "ea"
 #: Name of the manifest written under ``<root>/mmkg``.
 MANIFEST_NAME = "MANIFEST.json"
 #: Version of the manifest format.
 MANIFEST_VERSION = 1
+#: Lock file under ``<root>/mmkg`` held (exclusively) while files are fetched, verified and recorded.
+LOCK_NAME = ".download.lock"
 #: Checksum file a mirror may ship at its root.
 SUMS_NAME = "SHA256SUMS"
 #: Seconds before the first retry; doubled on every further retry (tests set it to 0).
@@ -157,6 +185,21 @@ def raw_dir(root: str | Path | None = None) -> Path:
     return Path(default_root() if root is None else root) / RAW_DIRNAME
 
 
+def default_ea_mirror() -> str | None:
+    """The mirror of the entity-alignment files: ``$MMEA_EA_MIRROR`` if set and non-empty, else ``None``."""
+    return os.environ.get(registry.EA_MIRROR_ENV) or None
+
+
+def ea_dir(root: str | Path | None = None) -> Path:
+    """The directory the entity-alignment benchmarks land in: ``<root>/ea`` (one ``<name>/`` each)."""
+    return Path(default_root() if root is None else root) / EA_DIRNAME
+
+
+def ea_folder(name: str, root: str | Path | None = None) -> Path:
+    """The folder of registered entity-alignment benchmark ``name``: ``<root>/ea/<name>``."""
+    return ea_dir(root) / registry.get_ea_card(name).name
+
+
 def _digest(path: Path) -> _Digest:
     """Size, SHA-256 and git blob id of ``path`` in one pass."""
     size = path.stat().st_size
@@ -236,11 +279,17 @@ def _display_url(url_or_path: str | Path) -> str:
 class _Mirror:
     """A base location with the upstream layout (local folder or http(s) base URL)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, kind: str = "mmkg") -> None:
         self.spec = spec
         self.local = _local_path(spec)
         if self.local is not None:
             if not self.local.is_dir():
+                if kind == "ea":
+                    raise DownloadError(
+                        f"mirror folder {self.local} does not exist (from --mirror/{registry.EA_MIRROR_ENV} "
+                        f"{spec!r}); pass the folder that holds jape/ and openea/, or pass --mirror '' (or "
+                        f"unset {registry.EA_MIRROR_ENV}) to download from upstream"
+                    )
                 raise DownloadError(
                     f"mirror folder {self.local} does not exist (from --mirror/MMEA_MIRROR {spec!r}); "
                     "pass the folder that holds FB15K/, DB15K/ and YAGO15K/, or pass --mirror '' "
@@ -513,7 +562,7 @@ def _check(digest: _Digest, rf: RemoteFile, sums: dict[str, str]) -> tuple[str, 
         upstream = "unknown"
     else:
         upstream = "identical" if digest.git_blob == rf.git_blob else "differs"
-    expected_sha = sums.get(rf.path)
+    expected_sha = sums.get(rf.mirror_relative)
     if expected_sha is not None:
         if digest.sha256 != expected_sha:
             return (
@@ -560,9 +609,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def read_manifest(root: str | Path | None = None) -> dict[str, dict]:
-    """The manifest entries under ``<root>/mmkg``, keyed by relative path (empty if none/unreadable)."""
-    path = raw_dir(root) / MANIFEST_NAME
+def read_manifest(root: str | Path | None = None, dirname: str = RAW_DIRNAME) -> dict[str, dict]:
+    """The manifest entries under ``<root>/<dirname>`` (``mmkg`` or ``ea``), keyed by relative path (empty
+    if none/unreadable)."""
+    path = Path(default_root() if root is None else root) / dirname / MANIFEST_NAME
     if not path.is_file():
         return {}
     try:
@@ -574,17 +624,73 @@ def read_manifest(root: str | Path | None = None) -> dict[str, dict]:
 
 
 def _write_manifest(directory: Path, entries: dict[str, dict]) -> None:
-    """Write the manifest atomically (temporary file + :func:`os.replace`)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the manifest atomically (:func:`mmea_pyg.io.atomic_write_json`)."""
     data = {
         "version": MANIFEST_VERSION,
         "updated": _now(),
         "files": [entries[key] for key in sorted(entries)],
     }
-    target = directory / MANIFEST_NAME
-    tmp = directory / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write_json(directory / MANIFEST_NAME, data)
+
+
+# --------------------------------------------------------------------------------------------------
+# lock
+
+#: Lock files this thread holds (a nested :func:`download_lock` on the same folder does not wait on itself).
+_held = threading.local()
+
+
+def _say_waiting(directory: str | Path, lock: Path) -> None:
+    print(f"waiting for another download into {directory} (lock {lock})", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def download_lock(directory: str | Path) -> Iterator[Path]:
+    """Hold the exclusive download lock of a raw directory (``<directory>/.download.lock``).
+
+    The lock is tried without waiting first; when another process (or thread) holds it, one line
+    ``waiting for another download into <directory> (lock <file>)`` goes to stderr and the call waits
+    until it is released. The lock is released when the block ends, also when the process dies (the
+    operating system drops ``flock`` locks with the file descriptor); the lock file itself stays. A
+    nested call in the same thread for the same folder does not lock again. Without ``fcntl``
+    (Windows) nothing is locked.
+
+    Args:
+        directory: The raw directory, ``<root>/mmkg``; created if needed.
+
+    Yields:
+        The lock file's path.
+    """
+    directory = Path(directory)
+    path = directory / LOCK_NAME
+    key = str(path.resolve())
+    held: set[str] = getattr(_held, "paths", None) or set()
+    _held.paths = held
+    if fcntl is None or key in held:
+        yield path
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+b")  # append mode: never truncates, creates the file when missing
+    except OSError as exc:
+        raise DownloadError(
+            f"cannot create the download lock {path} ({exc.strerror or exc}); make {directory} writable "
+            "or pass another --root"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            _say_waiting(directory, path)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        held.add(key)
+        try:
+            yield path
+        finally:
+            held.discard(key)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _manifest_entry(record: FileRecord) -> dict:
@@ -593,6 +699,32 @@ def _manifest_entry(record: FileRecord) -> dict:
         entry.pop(key)
     entry["time"] = _now()
     return entry
+
+
+def wait_for_downloads(directory: str | Path) -> None:
+    """Wait until no download into ``directory`` (``<root>/mmkg``) runs, without blocking others.
+
+    Takes and drops a shared lock on the download lock file: instant when no download holds it, else one
+    ``waiting for another download ...`` line on stderr and a wait. Creates nothing; a missing lock file
+    (nothing was ever downloaded here), a lock file that cannot be opened (a read-only root) or a
+    platform without ``fcntl`` mean no wait.
+    """
+    path = Path(directory) / LOCK_NAME
+    if fcntl is None or str(path.resolve()) in (getattr(_held, "paths", None) or set()):
+        return
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return
+            _say_waiting(directory, path)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -607,22 +739,33 @@ class _Context:
     manifest: dict[str, dict]
     retries: int
     progress: bool
+    #: What "upstream" is: ``"mmkb"`` or ``"GitHub"`` (the EA cards' pinned repositories).
+    upstream: str = "mmkb"
+    #: The environment variable of the default mirror, for messages.
+    mirror_env: str = "MMEA_MIRROR"
 
     def source(self, rf: RemoteFile) -> str:
-        return rf.upstream_url if self.mirror is None else self.mirror.url(rf.path)
+        return rf.upstream_url if self.mirror is None else self.mirror.url(rf.mirror_relative)
 
     @property
     def where(self) -> str:
-        return "upstream mmkb" if self.mirror is None else f"mirror {self.mirror.spec}"
+        return f"upstream {self.upstream}" if self.mirror is None else f"mirror {self.mirror.spec}"
 
 
 def _record(
-    rf: RemoteFile, url: str, digest: _Digest, status: str, upstream: str, dest: Path, fetched: bool
+    rf: RemoteFile,
+    url: str,
+    digest: _Digest,
+    status: str,
+    upstream: str,
+    dest: Path,
+    fetched: bool,
+    upstream_name: str = "mmkb",
 ) -> FileRecord:
     note = None
     if upstream == "differs":
         note = (
-            f"differs from upstream mmkb (reconstructed in this mirror): git blob {digest.git_blob}, "
+            f"differs from upstream {upstream_name} (reconstructed in this mirror): git blob {digest.git_blob}, "
             f"upstream {rf.git_blob}"
         )
     return FileRecord(
@@ -657,7 +800,7 @@ def _existing(rf: RemoteFile, dest: Path, ctx: _Context) -> FileRecord | None:
         )
         return None
     url = entry["url"] if in_manifest and entry.get("url") else ctx.source(rf)
-    record = _record(rf, url, digest, status, upstream, dest, fetched=False)
+    record = _record(rf, url, digest, status, upstream, dest, fetched=False, upstream_name=ctx.upstream)
     _remove(_part_path(dest))  # a stale partial download of a file that is complete
     logger.info("%s: verified, up to date (%s)", rf.path, status)
     return record
@@ -692,15 +835,15 @@ def _fetch_verified(rf: RemoteFile, dest: Path, ctx: _Context) -> FileRecord | N
     if dest.suffix == ".h5":
         _check_hdf5(part, rf.path, _display_url(url))
     os.replace(part, dest)
-    return _record(rf, url, digest, status, upstream, dest, fetched=True)
+    return _record(rf, url, digest, status, upstream, dest, fetched=True, upstream_name=ctx.upstream)
 
 
 def _missing_required(rf: RemoteFile, url: str, ctx: _Context) -> DownloadError:
     if ctx.mirror is None:
-        fix = "the upstream repository may have moved; pass --mirror (or set MMEA_MIRROR) to a mirror that has it"
+        fix = f"the upstream repository may have moved; pass --mirror (or set {ctx.mirror_env}) to a mirror that has it"
     else:
         fix = (
-            f"complete the mirror (it must hold {rf.path}), point --mirror/MMEA_MIRROR to another mirror, "
+            f"complete the mirror (it must hold {rf.mirror_relative}), point --mirror/{ctx.mirror_env} to another mirror, "
             "or pass --mirror '' to download from upstream"
         )
     return DownloadError(f"required file {rf.path} is missing from {ctx.where} ({_display_url(url)}); {fix}")
@@ -739,11 +882,41 @@ def _unique(files: Iterable[RemoteFile]) -> list[RemoteFile]:
     return list(seen.values())
 
 
-def _card(name: str) -> registry.DatasetCard:
-    try:
-        return registry.get_card(name)
-    except ValueError as exc:
-        raise ConfigError(f"{exc}; e.g. `mmea download fb15k-db15k`") from exc
+def _card(name: str) -> registry.DatasetCard | registry.EACard:
+    key = name.strip().lower()
+    if key in registry.DATASETS:
+        return registry.DATASETS[key]
+    if key in registry.EA_DATASETS:
+        return registry.EA_DATASETS[key]
+    raise ConfigError(
+        f"unknown dataset {name!r}; known datasets: {', '.join(registry.registered_names())}; "
+        "e.g. `mmea download fb15k-db15k`"
+    )
+
+
+def _download_group(
+    files: list[RemoteFile],
+    directory: Path,
+    spec: str | None,
+    kind: str,
+    retries: int,
+    progress: bool,
+) -> list[FileRecord]:
+    """Fetch and verify ``files`` into ``directory`` under its download lock."""
+    source = _Mirror(spec, kind) if spec else None
+    # The manifest is read under the lock, so that what another process recorded meanwhile counts.
+    with download_lock(directory):
+        ctx = _Context(
+            directory=directory,
+            mirror=source,
+            sums={} if source is None else source.load_sums(retries),
+            manifest=read_manifest(directory.parent, directory.name),
+            retries=retries,
+            progress=progress,
+            upstream="mmkb" if kind == "mmkg" else "GitHub",
+            mirror_env="MMEA_MIRROR" if kind == "mmkg" else registry.EA_MIRROR_ENV,
+        )
+        return [_ensure(rf, ctx) for rf in files]
 
 
 def download_datasets(
@@ -756,22 +929,26 @@ def download_datasets(
 ) -> list[FileRecord]:
     """Fetch and verify the files of several benchmarks; shared files (FB15K) are handled once.
 
-    See :func:`download_dataset` for the arguments.
+    MMKG files go to ``<root>/mmkg`` (default mirror ``$MMEA_MIRROR``), entity-alignment benchmarks to
+    ``<root>/ea/<name>`` (default mirror ``$MMEA_EA_MIRROR``); an explicit ``mirror`` is used for both.
+    Each group runs under its own :func:`download_lock`. See :func:`download_dataset` for the arguments.
+
+    Returns:
+        The MMKG records first (card order), then the entity-alignment ones.
     """
     cards = [_card(name) for name in names]
-    files = _unique(rf for card in cards for rf in card.files(with_images))
-    spec = default_mirror() if mirror is None else mirror
-    source = _Mirror(spec) if spec else None
-    directory = raw_dir(root)
-    ctx = _Context(
-        directory=directory,
-        mirror=source,
-        sums={} if source is None else source.load_sums(retries),
-        manifest=read_manifest(directory.parent),
-        retries=retries,
-        progress=progress,
-    )
-    return [_ensure(rf, ctx) for rf in files]
+    mmkg = [c for c in cards if isinstance(c, registry.DatasetCard)]
+    ea = [c for c in cards if isinstance(c, registry.EACard)]
+    records: list[FileRecord] = []
+    if mmkg:
+        files = _unique(rf for card in mmkg for rf in card.files(with_images))
+        spec = default_mirror() if mirror is None else mirror
+        records += _download_group(files, raw_dir(root), spec, "mmkg", retries, progress)
+    if ea:
+        files = _unique(rf for card in ea for rf in card.files())
+        spec = default_ea_mirror() if mirror is None else mirror
+        records += _download_group(files, ea_dir(root), spec, "ea", retries, progress)
+    return records
 
 
 def download_dataset(
@@ -782,16 +959,19 @@ def download_dataset(
     retries: int = 3,
     progress: bool = True,
 ) -> list[FileRecord]:
-    """Fetch and verify the raw files of one benchmark under ``<root>/mmkg``.
+    """Fetch and verify the raw files of one benchmark under ``<root>/mmkg`` (MMKG) or ``<root>/ea/<name>``
+    (entity-alignment benchmarks).
 
     Files already present whose size and SHA-256 match the manifest (and the governing checksum) are
-    not fetched again, so a second call is a verified no-op.
+    not fetched again, so a second call is a verified no-op. Another download into the same root
+    (another process) is waited for (:func:`download_lock`).
 
     Args:
         name: Benchmark name, e.g. ``"fb15k-db15k"`` (see :data:`mmea_pyg.data.registry.DATASETS`).
         root: Data root; ``None`` for :func:`default_root`.
-        mirror: Local folder, ``file://`` URL or ``http(s)://`` base URL with the upstream layout;
-            ``None`` for :func:`default_mirror`, ``""`` to force upstream.
+        mirror: Local folder, ``file://`` URL or ``http(s)://`` base URL with the upstream layout (MMKG)
+            or the ``<layout>/<MIRROR_DIR>`` layout (entity alignment); ``None`` for :func:`default_mirror`
+            / :func:`default_ea_mirror`, ``""`` to force upstream.
         with_images: Also fetch the optional VGG16 ``*_ImageData.h5`` feature files.
         retries: Retries of transient failures per file.
         progress: Show tqdm progress bars.
@@ -808,6 +988,7 @@ def download_dataset(
 
 
 __all__ = [
+    "LOCK_NAME",
     "MANIFEST_NAME",
     "RAW_DIRNAME",
     "STATUS_DIFFERS",
@@ -817,9 +998,15 @@ __all__ = [
     "STATUS_UNVERIFIED",
     "FileRecord",
     "RemoteNotFoundError",
+    "EA_DIRNAME",
+    "default_ea_mirror",
     "default_mirror",
     "default_root",
+    "ea_dir",
+    "ea_folder",
     "download_dataset",
+    "download_lock",
+    "wait_for_downloads",
     "download_datasets",
     "fetch_file",
     "git_blob_sha1",

@@ -61,6 +61,29 @@ def split_pairs(
             f"train ratio {train_ratio} + validation ratio {valid_ratio} must stay below 1 to leave a test set"
         )
     num_pairs = pairs.size(1)
+    return split_pairs_by_count(pairs, round(train_ratio * num_pairs), round(valid_ratio * num_pairs), seed)
+
+
+def split_pairs_by_count(
+    pairs: Tensor, num_train: int, num_valid: int, seed: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Split seed pairs into about ``num_train`` training and ``num_valid`` validation pairs, the rest
+    test; pairs that share an entity stay in one part (so a part can overshoot its count by the size of
+    the last group it takes).
+
+    The connected groups of pairs are walked in a seeded random order and fill train, then valid, then
+    test by pair count. :func:`split_pairs` is this function with counts rounded from its ratios.
+
+    Args:
+        pairs: Seed pairs ``[2, P]`` (source index, target index).
+        num_train: Training pairs to draw, ``0 <= num_train <= P``.
+        num_valid: Validation pairs to draw, ``num_train + num_valid <= P``.
+        seed: Seed of the permutation.
+
+    Returns:
+        ``(train_mask, valid_mask, test_mask)``, each a ``[P]`` bool tensor; every pair is in exactly one.
+    """
+    num_pairs = pairs.size(1)
     groups = _groups(pairs)
     _, groups = torch.unique(groups, return_inverse=True)
     num_groups = int(groups.max()) + 1 if num_pairs else 0
@@ -69,8 +92,6 @@ def split_pairs(
     # Walk the groups in random order and fill train, then valid, then test by pair count.
     sizes = torch.bincount(groups, minlength=num_groups)
     cumulative = torch.cumsum(sizes[group_order], 0)  # pairs used after each group, in walk order
-    num_train = round(train_ratio * num_pairs)
-    num_valid = round(valid_ratio * num_pairs)
     train_groups = int(torch.searchsorted(cumulative, num_train, right=False)) + 1 if num_train else 0
     valid_end = (
         int(torch.searchsorted(cumulative, num_train + num_valid, right=False)) + 1
@@ -84,3 +105,36 @@ def split_pairs(
     part_of_group[group_order[train_groups:valid_end]] = 1
     part = part_of_group[groups]
     return part == 0, part == 1, part == 2
+
+
+def split_known_pairs(
+    pairs: Tensor, known_ratio: float = 0.3, valid_ratio: float = 0.1, seed: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The entity-alignment convention (OpenEA, DBP15K): ``known_ratio`` of all pairs are known to the
+    model, and of them ``valid_ratio`` *of all pairs* are held out for validation; the rest is the test
+    set. ``0.3 / 0.1`` gives 20% train, 10% valid, 70% test (OpenEA's 2:1:7 folds). Test pairs are never
+    used for validation. Pairs that share an entity stay in one part.
+
+    Args:
+        pairs: Seed pairs ``[2, P]``.
+        known_ratio: Fraction of all pairs used for training and validation, in ``(0, 1)``.
+        valid_ratio: Fraction of all pairs used for validation, ``0 <= valid_ratio < known_ratio``.
+        seed: Seed of the permutation.
+
+    Returns:
+        ``(train_mask, valid_mask, test_mask)``, each a ``[P]`` bool tensor.
+    """
+    if not 0.0 < known_ratio < 1.0:
+        raise ConfigError(
+            f"split ratio must be in (0, 1), got {known_ratio}; it is the fraction of the links known to the "
+            "model (training + validation), 0.3 in the OpenEA/DBP15K convention"
+        )
+    if not 0.0 <= valid_ratio < known_ratio:
+        raise ConfigError(
+            f"validation ratio {valid_ratio} must be >= 0 and below the split ratio {known_ratio} (validation "
+            "is carved out of the known links; 0.1 of all links with a split ratio of 0.3)"
+        )
+    num_pairs = pairs.size(1)
+    num_known = round(known_ratio * num_pairs)
+    num_valid = min(round(valid_ratio * num_pairs), num_known)
+    return split_pairs_by_count(pairs, num_known - num_valid, num_valid, seed)

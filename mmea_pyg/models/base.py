@@ -107,6 +107,32 @@ class AlignmentModel(nn.Module, ABC):
         chunks = [self.encode(data, side, part, structure)["M"] for part in parts]
         return torch.cat(chunks) if chunks else structure.new_zeros((0, self.output_dim))
 
+    @torch.no_grad()
+    def modality_weights(
+        self, data: HeteroData, side: str, index: Tensor | None = None, chunk_size: int = 4096
+    ) -> dict[str, Tensor]:
+        """The per-entity modality weights the model learns (CLAMEA's Dsum weights, RICEA's calibrated
+        weights, MIMEA's normalised Beta means) of ``index`` (default: every entity of ``side``).
+
+        Returns:
+            ``{label: weights}`` with ``weights`` :math:`(B,)` in :math:`[0, 1]`, one entry per weighted
+            modality (e.g. ``"calibrated weight of a"``); empty for a model (or configuration) that
+            weighs no modality.
+        """
+        structure = self.structure(data, side)
+        if index is None:
+            index = torch.arange(data[side].num_nodes, device=structure.device)
+        parts: dict[str, list[Tensor]] = {}
+        for part in index.split(chunk_size) if index.numel() else ():
+            for label, value in self.weight_outputs(self.encode(data, side, part, structure)).items():
+                parts.setdefault(label, []).append(value)
+        return {label: torch.cat(values) for label, values in parts.items()}
+
+    def weight_outputs(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The modality weights among the outputs of :meth:`encode`, ``{label: (B,)}``; the default
+        model has none."""
+        return {}
+
     @property
     @abstractmethod
     def output_dim(self) -> int:

@@ -188,14 +188,15 @@ class CLAMEA(KnowledgeModel):
         # DMAFF: fused pairs h^{ar}, h^{vr}, h^{av} of the kept modalities (Eq. 4-15). A pair is
         # evidence for an entity that has at least one of its two modalities.
         fused, present = {}, {m: masks[m] for m in self.kept}
+        out: dict[str, Tensor] = {}
         for x, y in self.pairs:
             if self.dmaff is None:
                 fused[x + y] = (tokens[x] + tokens[y]) / 2
             else:
-                fused[x + y] = self.dmaff[x + y](tokens[x], tokens[y], masks[x], masks[y])["fused"]
+                flow = self.dmaff[x + y](tokens[x], tokens[y], masks[x], masks[y])
+                fused[x + y], out[f"dsum_{x}{y}"] = flow["fused"], flow["weights"]  # [B, T, d_t], [B, 2]
             present[x + y] = masks[x] | masks[y]
 
-        out: dict[str, Tensor] = {}
         if self.dmmg is not None:  # DMMG (Eq. 16-19): missing a / v generated, then present
             generated = self.dmmg(tokens, fused, masks)
             for x in self.dmmg.sources:
@@ -212,6 +213,15 @@ class CLAMEA(KnowledgeModel):
             out[m] = Tokenizer.flatten(tokens[m])
         out["M"] = torch.cat([F.normalize(out[m], dim=-1) for m in self.kept], dim=-1)
         return out
+
+    def weight_outputs(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        """DMAFF's Dsum weights (Eq. 15) of each fused pair: ``"Dsum ar: w_a"`` and ``"Dsum ar: w_r"``."""
+        weights = {}
+        for x, y in self.pairs:
+            if f"dsum_{x}{y}" in out:
+                weights[f"Dsum {x}{y}: w_{x}"] = out[f"dsum_{x}{y}"][:, 0]
+                weights[f"Dsum {x}{y}: w_{y}"] = out[f"dsum_{x}{y}"][:, 1]
+        return weights
 
     # ----------------------------------------------------------------------------------- losses
     def alignment_loss(self, src: dict[str, Tensor], tgt: dict[str, Tensor]) -> Tensor:

@@ -138,6 +138,9 @@ class MIMEA(KnowledgeModel):
         """The learned temperature of each kept modality, :math:`(|\\text{kept}|,)`."""
         return self.log_temperature.exp().clamp(*TEMPERATURE_RANGE)
 
+    def weight_outputs(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {f"Beta weight of {m}": out["weights"][:, i] for i, m in enumerate(self.kept)}
+
     def alignment_loss(self, src: dict[str, Tensor], tgt: dict[str, Tensor]) -> Tensor:
         return modal_infonce(src, tgt, self.kept, self.temperature, self.modality_temperatures())
 

@@ -114,6 +114,9 @@ class RICEA(KnowledgeModel):
             "log_var": log_var,
         }
 
+    def weight_outputs(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {f"calibrated weight of {m}": out["weights"][:, i] for i, m in enumerate(self.kept)}
+
     def alignment_loss(self, src: dict[str, Tensor], tgt: dict[str, Tensor]) -> Tensor:
         return modal_infonce(src, tgt, self.kept, self.temperature)
 

@@ -22,6 +22,7 @@ from mmea_pyg import __version__
 from mmea_pyg.config import Config
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.evaluation import evaluate
+from mmea_pyg.io import UnsafeFileError, atomic_torch_save, resolve_device, safe_torch_load
 from mmea_pyg.models.base import AlignmentModel, build_model
 from mmea_pyg.training.iterative import propose_pseudo_seeds
 
@@ -34,16 +35,6 @@ class TrainingDivergedError(MMEAError):
 
 class CheckpointError(MMEAError):
     """A checkpoint cannot be read or does not fit the data."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MMEAError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
-    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -68,26 +59,38 @@ def loss_weights(config: Config) -> dict[str, float]:
     }
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :class:`Trainer` without running code: ``torch.load`` with
+    ``weights_only=True`` (tensors, containers and plain values; the config is stored as a plain dict).
+
+    Raises:
+        CheckpointError: The file is missing, unreadable, or not an mmea-pyg checkpoint.
+        UnsafeFileError: The file needs more than tensors and plain data (it could run code).
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} not found; train first (`mmea train --out {path.parent}`)")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        checkpoint = safe_torch_load(path, map_location, what="checkpoint")
+    except UnsafeFileError:
+        raise
+    except MMEAError as exc:
+        raise CheckpointError(str(exc)) from None
+    missing = [
+        key
+        for key in ("config", "model", "epoch")
+        if not isinstance(checkpoint, dict) or key not in checkpoint
+    ]
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT or missing:
         raise CheckpointError(
-            f"{path}: not a readable checkpoint ({exc}); retrain or pick another file"
-        ) from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not an mmea-pyg checkpoint (format {CHECKPOINT_FORMAT})")
+            f"{path}: not an mmea-pyg checkpoint (format {CHECKPOINT_FORMAT}"
+            + (f"; missing {', '.join(missing)}" if isinstance(checkpoint, dict) and missing else "")
+            + "); pass the best.pt or last.pt of a run folder"
+        )
+    if not isinstance(checkpoint["config"], dict):
+        raise CheckpointError(
+            f"{path}: its config is not a mapping; pass the best.pt or last.pt of a run folder"
+        )
     return checkpoint
 
 
@@ -127,7 +130,8 @@ class Trainer:
     * ``best.pt``: the model with the best validation MRR so far (what ``mmea eval`` evaluates).
     * ``metrics.jsonl``: one JSON line per evaluation (losses and validation metrics).
 
-    Every file is written to a temporary name and renamed, so an interrupted run leaves the previous
+    Checkpoints hold tensors and plain data only (the config as a dict), so that
+    :func:`load_checkpoint` reads them with ``weights_only=True``. Every file is written to a temporary name and renamed, so an interrupted run leaves the previous
     complete checkpoint behind.
     """
 
@@ -308,8 +312,8 @@ class Trainer:
                 self._log(record)
                 checkpoint = self._checkpoint()
                 if improved:
-                    atomic_save({**checkpoint, "optimizer": None, "valid": valid}, self.out / "best.pt")
-                atomic_save(checkpoint, self.out / "last.pt")
+                    atomic_torch_save({**checkpoint, "optimizer": None, "valid": valid}, self.out / "best.pt")
+                atomic_torch_save(checkpoint, self.out / "last.pt")
                 if cfg.patience and waited >= cfg.patience:
                     break
         if bar is not None:
@@ -317,25 +321,20 @@ class Trainer:
         return self.state
 
 
-def train(config: Config, data: HeteroData, resume: bool = False, progress: bool = True) -> Trainer:
-    """Train ``config`` on ``data`` (resuming from ``config.out/last.pt`` if asked) and return the trainer."""
-    trainer = Trainer(config, data, progress=progress)
-    if resume:
-        trainer.resume()
-    trainer.fit()
-    return trainer
-
-
 def load_model(
     path: str | os.PathLike, data: HeteroData, device: str = "auto"
 ) -> tuple[AlignmentModel, Config, dict]:
     """Rebuild the model of a checkpoint for ``data``; returns ``(model, config, checkpoint)``."""
     checkpoint = load_checkpoint(path, "cpu")
-    config = Config.from_dict(checkpoint["config"])
+    config = Config.from_dict(checkpoint["config"], source=str(path))
     dev = resolve_device(device)
     model = build_model(config, data)
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path} does not fit dataset {checkpoint.get('dataset')!r}: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "state dict mismatch"
+        raise CheckpointError(
+            f"{path} does not fit dataset {checkpoint.get('dataset')!r} ({reason}); evaluate it on the data "
+            "it was trained on"
+        ) from None
     return model.to(dev).eval(), config, checkpoint

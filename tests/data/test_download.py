@@ -10,7 +10,11 @@ import hashlib
 import json
 import logging
 import os
+import re
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
@@ -600,6 +604,139 @@ def test_cli_missing_required_file(tiny: DatasetCard, mirror: Path, tmp_path: Pa
     )
     assert result.exit_code == 1
     assert "TGT/TGT_EntityTriples.txt" in result.output and "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# the download lock, across processes
+
+#: Takes the download lock, downloads under it (the nested lock of download_dataset does not wait on
+#: itself), says "locked", then holds the lock until a line arrives on stdin; prints the time just before
+#: the release.
+_HOLDER = """
+import sys, time
+from mmea_pyg.data.download import download_dataset, download_lock, raw_dir
+root, mirror = sys.argv[1], sys.argv[2]
+with download_lock(raw_dir(root)):
+    download_dataset("fb15k-db15k", root=root, mirror=mirror, progress=False)
+    print("locked", flush=True)
+    sys.stdin.readline()
+    print(f"releasing {time.time()!r}", flush=True)
+"""
+
+
+def _mmea(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mmea_pyg.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def _read_lines(stream, lines: list[str], seen: threading.Event, needle: str) -> None:
+    for line in stream:
+        lines.append(line)
+        if needle in line:
+            seen.set()
+
+
+def _assert_root_complete(root: Path, mirror: Path, kgs: set[str]) -> None:
+    """Every mirror file of the KGs ``kgs`` is in place and recorded with its SHA-256; nothing temporary."""
+    raw = root / "mmkg"
+    entries = manifest(root)
+    sums = dl.parse_sha256sums((mirror / "SHA256SUMS").read_text())
+    assert set(entries) == {rel for rel in sums if rel.split("/")[0] in kgs}
+    for rel, entry in entries.items():
+        assert (raw / rel).read_bytes() == (mirror / rel).read_bytes()
+        assert entry["sha256"] == sums[rel] == dl.sha256sum(raw / rel)
+    assert [p for p in root.rglob("*") if p.name.endswith((".part", ".tmp"))] == []
+
+
+def test_second_download_waits_for_the_lock(tmp_path: Path, fixture_mirror: Path) -> None:
+    root = tmp_path / "data"
+    raw, lock = root / "mmkg", root / "mmkg" / dl.LOCK_NAME
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(root), str(fixture_mirror)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    second = None
+    try:
+        assert holder.stdout.readline().strip() == "locked", holder.stderr.read()
+        second = _mmea("download", "fb15k-db15k", "--root", str(root), "--mirror", str(fixture_mirror))
+        errors: list[str] = []
+        waiting = threading.Event()
+        needle = f"waiting for another download into {raw} (lock {lock})"
+        reader = threading.Thread(target=_read_lines, args=(second.stderr, errors, waiting, needle))
+        reader.start()
+        assert waiting.wait(120), "".join(errors)
+        time.sleep(0.5)
+        assert second.poll() is None  # blocked on the lock
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        released = float(holder.stdout.readline().split()[1])
+        output = second.stdout.read()
+        assert second.wait(120) == 0, "".join(errors)
+        finished = time.time()
+        reader.join(10)
+    finally:
+        for process in (holder, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    assert holder.wait(60) == 0
+    assert finished > released
+    assert sum(needle in line for line in errors) == 1
+    assert "(0 fetched)" in output and "fetched:" not in output  # everything was verified, up to date
+    _assert_root_complete(root, fixture_mirror, {"FB15K", "DB15K"})
+
+
+def test_concurrent_downloads_both_succeed(tmp_path: Path, fixture_mirror: Path) -> None:
+    root = tmp_path / "data"
+    args = ("download", "fb15k-db15k", "fb15k-yago15k", "--root", str(root), "--mirror", str(fixture_mirror))
+    processes = [_mmea(*args) for _ in range(2)]
+    try:
+        results = [process.communicate(timeout=180) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert [process.returncode for process in processes] == [0, 0], results
+    fetched = sorted(int(re.search(r"\((\d+) fetched\)", out).group(1)) for out, _ in results)
+    entries = manifest(root)
+    assert fetched == [0, len(entries)]  # one process fetched everything, the other waited and verified
+    _assert_root_complete(root, fixture_mirror, {"FB15K", "DB15K", "YAGO15K"})
+
+
+def test_nested_lock_in_one_thread_and_a_waiting_thread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tmp_path / "mmkg"
+    order: list[str] = []
+    with dl.download_lock(raw) as lock:
+        with dl.download_lock(raw):  # the same thread: no deadlock
+            order.append("nested")
+        worker = threading.Thread(target=_lock_and_record, args=(raw, order))
+        worker.start()
+        time.sleep(0.3)
+        assert order == ["nested"]  # the other thread waits
+        order.append("released")
+    worker.join(10)
+    assert order == ["nested", "released", "other"]
+    assert lock == raw / dl.LOCK_NAME and lock.is_file()
+    assert f"waiting for another download into {raw} (lock {lock})" in capsys.readouterr().err
+    dl.wait_for_downloads(raw)  # nobody holds it: returns at once
+    dl.wait_for_downloads(tmp_path / "never-downloaded")  # no lock file: nothing to wait for, nothing created
+    assert not (tmp_path / "never-downloaded").exists()
+
+
+def _lock_and_record(raw: Path, order: list[str]) -> None:
+    with dl.download_lock(raw):
+        order.append("other")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -171,6 +171,116 @@ def test_resnet50_without_torchvision(monkeypatch: pytest.MonkeyPatch, broken: b
     assert "optional" in str(info.value) and "mmea-pyg[torchvision]" in str(info.value)
 
 
+class _TinyResNet(torch.nn.Module):
+    """torchvision's ResNet-50 interface at a tiny size: a 2048-channel feature map, ``avgpool``, ``fc``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.AvgPool2d(32), torch.nn.Conv2d(3, 2048, 1), torch.nn.ReLU())
+        self.avgpool = torch.nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = torch.nn.Linear(2048, 1000)
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(self.body(x)), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pooled(x))
+
+
+@pytest.fixture
+def fake_torchvision(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
+    """A tiny ``torchvision`` in ``sys.modules`` (``models.resnet50``, ``models.ResNet50_Weights``) and an
+    empty torch hub cache; returns the ``weights`` arguments ``resnet50`` was called with."""
+    calls: list = []
+    torchvision = types.ModuleType("torchvision")
+    torchvision.__version__ = "0.0.0+fake"
+    models = types.ModuleType("torchvision.models")
+
+    class ResNet50_Weights:  # noqa: N801 - torchvision's name
+        IMAGENET1K_V1 = types.SimpleNamespace(url="https://download.pytorch.org/models/resnet50-0676ba61.pth")
+        IMAGENET1K_V2 = types.SimpleNamespace(url="https://download.pytorch.org/models/resnet50-11ad3fa6.pth")
+
+    def resnet50(weights=None, **kwargs):
+        calls.append(weights)
+        return _TinyResNet()
+
+    models.ResNet50_Weights, models.resnet50 = ResNet50_Weights, resnet50
+    torchvision.models = models
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torchvision", torchvision)
+    monkeypatch.setitem(sys.modules, "torchvision.models", models)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    return calls
+
+
+def _tiny_weights(path: Path) -> _TinyResNet:
+    torch.manual_seed(0)
+    reference = _TinyResNet().eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(reference.state_dict(), path)
+    return reference
+
+
+def test_resnet50_backbone_through_torchvision(fake_torchvision: list, tmp_path: Path) -> None:
+    weights = tmp_path / "resnet50.pth"
+    reference = _tiny_weights(weights)
+    featurizer = image.ImageFeaturizer("resnet50", weights_path=weights)
+    assert fake_torchvision == [None]  # built without torchvision fetching weights
+    assert featurizer.dim == 2048 and featurizer.backbone == "resnet50"
+    assert featurizer.weights == f"{weights} (torchvision 0.0.0+fake)"
+    assert isinstance(featurizer.model.fc, torch.nn.Identity)  # the classifier is removed
+    x = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    features = featurizer(x)
+    with torch.no_grad():
+        expected = reference.pooled(x)  # the loaded weights, pooled, without fc
+    assert features.shape == (3, 2048)
+    torch.testing.assert_close(features, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_resnet50_weights_from_the_hub_cache_and_missing(fake_torchvision: list, tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="no ImageNet weights of resnet50 found offline") as info:
+        image.ImageFeaturizer("resnet50")
+    assert "resnet50-11ad3fa6.pth" in str(info.value) and "efficientnet-lite0" in str(info.value)
+    cached = tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth"  # IMAGENET1K_V1's file name
+    _tiny_weights(cached)
+    assert image.ImageFeaturizer("resnet50").weights.startswith(str(cached))
+
+
+def test_resnet50_weights_are_loaded_weights_only(fake_torchvision: list, tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    weights = tmp_path / "resnet50.pth"
+    torch.save({"fc.weight": Evil()}, weights)
+    with pytest.raises(ModelNotFoundError, match="cannot load resnet50 weights"):
+        image.ImageFeaturizer("resnet50", weights_path=weights)
+    assert not (tmp_path / "pwned").exists()
+    torch.save({"fc.weight": torch.zeros(2)}, weights)  # loadable, but not a ResNet-50 state dict
+    with pytest.raises(ModelNotFoundError, match="cannot load resnet50 weights"):
+        image.ImageFeaturizer("resnet50", weights_path=weights)
+
+
+def test_featurize_folder_with_resnet50(fake_torchvision: list, tmp_path: Path) -> None:
+    weights = tmp_path / "resnet50.pth"
+    _tiny_weights(weights)
+    folder = tmp_path / "imgs"
+    _make_images(folder)
+    out = tmp_path / "out" / "FB15K_ImageData.h5"
+    with pytest.warns(UserWarning, match="skipped 1 image"):
+        summary = image.featurize_folder(
+            folder, out, backbone="resnet50", batch_size=2, progress=False, weights_path=weights
+        )
+    assert summary["images"] == 5 and summary["dim"] == 2048 and summary["backbone"] == "resnet50"
+    features, mask = image.read_h5_features(out, [f"DBIMG0000{i}" for i in range(1, 7)])
+    assert features.shape == (6, 2048) and mask.tolist() == [True] * 5 + [False]
+    assert torch.isfinite(features).all() and features[:5].abs().sum() > 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["model"] == "resnet50" and f.attrs["dim"] == 2048
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # no temporary file left
+
+
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_featurize_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("efficientnet_lite_pytorch")

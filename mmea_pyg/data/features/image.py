@@ -17,8 +17,8 @@ Backbones of :class:`ImageFeaturizer`:
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from mmea_pyg.errors import ConfigError, DataFormatError, MMEAError, ModelNotFoundError
+from mmea_pyg.io import atomic_write, resolve_device
 
 __all__ = [
     "BACKBONES",
@@ -135,12 +136,6 @@ def _read_open_h5(f: Any, path: Path, keys: list[str]) -> tuple[torch.Tensor, to
     return torch.from_numpy(features), torch.tensor(present, dtype=torch.bool)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_h5_features(
     path: str | os.PathLike,
     features: Mapping[str, np.ndarray | torch.Tensor],
@@ -148,8 +143,9 @@ def write_h5_features(
 ) -> Path:
     """Write feature vectors in the MMKG ``.h5`` format, atomically.
 
-    The file is written to a temporary file in the same directory and moved into place with
-    :func:`os.replace`, so a reader never sees a half-written file.
+    The HDF5 file is built in memory and written with :func:`mmea_pyg.io.atomic_write` (a unique
+    temporary file in the same directory, moved into place with :func:`os.replace`), so a reader never
+    sees a half-written file.
 
     Args:
         path: Output file (parent directories are created).
@@ -189,24 +185,16 @@ def write_h5_features(
             )
         arrays[key] = array
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp_name, "w") as f:
-            for key, array in arrays.items():
-                f.create_dataset(key, data=array)
-            for name, value in (attrs or {}).items():
-                f.attrs[name] = (
-                    value if isinstance(value, (int, float, str, bool, np.ndarray)) else str(value)
-                )
-            f.attrs["dim"] = int(dim or 0)
-            f.attrs["count"] = len(arrays)
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes the file private (0600)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()  # h5py writes to file-like objects; the bytes then go through atomic_write
+    with h5py.File(buffer, "w") as f:
+        for key, array in arrays.items():
+            f.create_dataset(key, data=array)
+        for name, value in (attrs or {}).items():
+            f.attrs[name] = value if isinstance(value, (int, float, str, bool, np.ndarray)) else str(value)
+        f.attrs["dim"] = int(dim or 0)
+        f.attrs["count"] = len(arrays)
+    with atomic_write(path, "wb") as handle:
+        handle.write(buffer.getbuffer())
     return path
 
 
@@ -461,15 +449,6 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     )
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was requested but CUDA is not available; use --device cpu or auto")
-    return device
-
-
 def featurize_folder(
     folder: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -522,7 +501,7 @@ def featurize_folder(
             f"{', recursively' if recursive else '; pass --recursive for sub-folders'})"
         )
     start = time.perf_counter()
-    featurizer = ImageFeaturizer(backbone, device=_resolve_device(device), weights_path=weights_path)
+    featurizer = ImageFeaturizer(backbone, device=resolve_device(device), weights_path=weights_path)
 
     skipped: list[tuple[str, str]] = []
     keyed: dict[str, Path] = {}

@@ -1,0 +1,158 @@
+"""``mmea align``: align two graphs and write the pairs (:func:`mmea_pyg.pipeline.align`)."""
+
+from __future__ import annotations
+
+import click
+from mmea_pyg.cli.options import (
+    config_option,
+    mirror_option,
+    model_option,
+    quiet_option,
+    root_option,
+    set_option,
+)
+
+FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea", "mmkg")
+
+
+@click.command("align")
+@click.argument("source", required=False)
+@click.option(
+    "--format",
+    "--layout",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Layout of a SOURCE folder (default: auto-detected).",
+)
+@click.option("--fold", type=int, default=None, help="OpenEA fold of 721_5fold/ (default 1).")
+@click.option("--snapshot", type=int, default=None, help="ContEA snapshot: base (0) plus batches 1..K.")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow loading a MEAformer *.pkl image-feature dictionary (a pickle can run code: only for files "
+    "you trust; a .npz needs no trust).",
+)
+@model_option
+@config_option
+@set_option
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Align with this trained checkpoint instead of training (SOURCE is then its dataset).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder for the checkpoints and the alignment files (default: runs/<name>_<model>_...).",
+)
+@click.option(
+    "--top-k", type=int, default=10, show_default=True, help="Candidates per source in candidates.tsv."
+)
+@click.option(
+    "--one-to-one",
+    type=click.Choice(["greedy", "hungarian"]),
+    default=None,
+    help="Each target used at most once: greedy over the top-k lists, or the optimal assignment (scipy, "
+    "where the dense score matrix fits in memory).",
+)
+@click.option("--threshold", type=float, default=None, help="Drop pairs scoring below this.")
+@click.option("--csls", is_flag=True, help="Score by CSLS (eval.csls_k) instead of cosine.")
+@click.option(
+    "--names",
+    is_flag=True,
+    help="Append entity names (labels or the URI's last segment: character n-grams + text embedding) to "
+    "the model's embedding, an add-on; without any training link, induce pivot pairs from names first.",
+)
+@click.option("--names-weight", type=float, default=1.0, show_default=True, help="Norm of the names block.")
+@click.option(
+    "--pivot-score",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="With --names and no links: the least name similarity of a pivot pair.",
+)
+@click.option(
+    "--ratio",
+    type=float,
+    default=None,
+    help="Share of the links known to the model, where the layout ships no split.",
+)
+@click.option("--epochs", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto (CUDA when present), cpu or cuda[:N].")
+@quiet_option
+@root_option
+@mirror_option
+def align(
+    source,
+    fmt,
+    fold,
+    snapshot,
+    trust_pickle,
+    model,
+    config_file,
+    sets,
+    checkpoint,
+    out,
+    top_k,
+    one_to_one,
+    threshold,
+    csls,
+    names,
+    names_weight,
+    pivot_score,
+    ratio,
+    epochs,
+    seed,
+    device,
+    quiet,
+    root,
+    mirror,
+):
+    """Align SOURCE (a registered dataset or a folder with two graphs) and write alignment.tsv,
+    candidates.tsv and, with gold links, metrics.json into the run folder."""
+    from mmea_pyg import pipeline
+    from mmea_pyg.errors import ConfigError
+
+    if source is None and checkpoint is None:
+        raise ConfigError("mmea align needs SOURCE (a dataset name or folder) or --checkpoint FILE")
+    data_sets = [
+        f"data.{key}={value}"
+        for key, value in (("format", fmt), ("fold", fold), ("snapshot", snapshot))
+        if value is not None
+    ]
+    data_sets += ["data.trust_pickle=true"] if trust_pickle else []
+    result = pipeline.align(
+        source,
+        model=model,
+        config=config_file,
+        overrides=[*data_sets, *sets],
+        checkpoint=checkpoint,
+        out=out,
+        top_k=top_k,
+        one_to_one=one_to_one,
+        threshold=threshold,
+        csls=csls,
+        names=names,
+        names_weight=names_weight,
+        pivot_score=pivot_score,
+        progress=not quiet,
+        echo=lambda line: click.echo(line, err=True),
+        command=pipeline.command_line(),
+        ratio=ratio,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        root=root,
+        mirror=mirror,
+    )
+    if checkpoint is None:
+        pipeline.mark_latest(result.out_dir)
+    click.echo(result.summary())
+    click.echo(f"files: {result.out_dir}/{{{pipeline.ALIGNMENT_TSV}, {pipeline.CANDIDATES_TSV}}}")
+
+
+COMMANDS = (align,)

@@ -1,0 +1,228 @@
+r"""From embeddings to an alignment: top-k candidates, mutual best matches, one-to-one assignment,
+thresholds, and the precision / recall / F1 of the pairs against gold links.
+
+Unlike the benchmark evaluation (:mod:`mmea_pyg.evaluation`), which ranks each test entity among the
+*test* entities of the other graph, an alignment must be found among *all* candidates: every source
+entity without a training pair is a query, every target entity without a training pair a candidate,
+and nothing here looks at which entities the validation or test links contain.
+
+* **Scores.** Cosine of the L2-normalised embeddings, or CSLS (Lample et al. 2018) over the
+  candidates with ``csls_k > 0``.
+* **Mutual best.** A query's best candidate :math:`t` is flagged mutual when the query is also
+  :math:`t`'s best query.
+* **One to one.** ``greedy``: pairs from the top-k lists in decreasing score, each entity used once
+  (a query whose k candidates are all taken stays unmatched); ``hungarian``: the assignment that
+  maximises the summed score (:func:`scipy.optimize.linear_sum_assignment`) where the dense score
+  matrix fits in memory.
+* **Precision / recall / F1** of a set of predicted pairs against gold links: a prediction for a
+  query with no gold counterpart is a false positive (a real alignment must say "no match" for such
+  entities, which is what the threshold and the mutual flag are for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmea_pyg.errors import ConfigError
+from mmea_pyg.evaluation import _mean_topk_similarity
+
+__all__ = [
+    "Candidates",
+    "best_queries",
+    "greedy_one_to_one",
+    "hungarian_one_to_one",
+    "precision_recall_f1",
+    "top_k_candidates",
+]
+
+#: Largest dense score matrix (cells) that ``hungarian`` builds: 1.2e8 float32 cells, about 0.5 GiB.
+MAX_ASSIGNMENT_CELLS = 120_000_000
+ONE_TO_ONE = ("greedy", "hungarian")
+
+
+@dataclass
+class Candidates:
+    """The top-k candidates of every query.
+
+    Attributes:
+        scores: :math:`(Q, k)` similarity of each query's candidates, best first.
+        index: :math:`(Q, k)` column of each candidate among the candidate rows.
+        mutual: :math:`(Q,)` whether the query's best candidate has the query as its own best.
+    """
+
+    scores: Tensor
+    index: Tensor
+    mutual: Tensor
+
+
+def _prepare(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int):
+    if query.dim() != 2 or cand.dim() != 2 or query.size(1) != cand.size(1):
+        raise ValueError(
+            f"embeddings must be [Q, D] and [C, D], got {tuple(query.shape)} and {tuple(cand.shape)}"
+        )
+    q = F.normalize(query.float(), dim=-1)
+    c = F.normalize(cand.float(), dim=-1)
+    r_q = r_c = None
+    if csls_k > 0:
+        r_q = _mean_topk_similarity(q, c, csls_k, chunk_size)
+        r_c = _mean_topk_similarity(c, q, csls_k, chunk_size)
+    return q, c, r_q, r_c
+
+
+def _block(q: Tensor, c: Tensor, r_q: Tensor | None, r_c: Tensor | None) -> Tensor:
+    scores = q @ c.T
+    if r_q is not None:
+        scores = 2 * scores - r_q.unsqueeze(1) - r_c.unsqueeze(0)
+    return scores
+
+
+def _best_rows(
+    c: Tensor, q: Tensor, r_c: Tensor | None, r_q: Tensor | None, chunk_size: int, bar=None
+) -> Tensor:
+    """For every row of ``c``, the row of ``q`` scoring it highest (ties: the lowest row)."""
+    best = torch.empty(c.size(0), dtype=torch.long, device=c.device)
+    for start in range(0, c.size(0), chunk_size):
+        rc = None if r_c is None else r_c[start : start + chunk_size]
+        best[start : start + chunk_size] = _block(c[start : start + chunk_size], q, rc, r_q).argmax(dim=1)
+        if bar is not None:
+            bar.update(min(chunk_size, c.size(0) - start))
+    return best
+
+
+@torch.no_grad()
+def best_queries(query: Tensor, cand: Tensor, *, csls_k: int = 0, chunk_size: int = 2048) -> Tensor:
+    """For every candidate row, the query row that scores it highest, :math:`(C,)` (ties: lowest row)."""
+    q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
+    return _best_rows(c, q, r_c, r_q, chunk_size)
+
+
+@torch.no_grad()
+def top_k_candidates(
+    query: Tensor,
+    cand: Tensor,
+    k: int = 10,
+    *,
+    csls_k: int = 0,
+    chunk_size: int = 2048,
+    bar=None,
+) -> Candidates:
+    """The ``k`` best candidates of every query, and the mutual-best flag of the first.
+
+    Memory stays bounded by a ``chunk_size x C`` block.
+
+    Args:
+        query: Query embeddings :math:`(Q, D)`.
+        cand: Candidate embeddings :math:`(C, D)`.
+        k: Candidates kept per query (clamped to :math:`C`).
+        csls_k: ``0`` scores by cosine, ``> 0`` by CSLS with that neighbourhood.
+        chunk_size: Query rows scored at a time.
+        bar: A tqdm bar advanced by the rows done (both passes).
+    """
+    if k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {k}")
+    q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
+    k = min(k, c.size(0))
+    scores = torch.empty(q.size(0), k, device=q.device)
+    index = torch.empty(q.size(0), k, dtype=torch.long, device=q.device)
+    for start in range(0, q.size(0), chunk_size):
+        rq = None if r_q is None else r_q[start : start + chunk_size]
+        block = _block(q[start : start + chunk_size], c, rq, r_c)
+        top = block.topk(k, dim=1)  # values sorted, best first
+        scores[start : start + chunk_size], index[start : start + chunk_size] = top.values, top.indices
+        if bar is not None:
+            bar.update(block.size(0))
+    back = _best_rows(c, q, r_c, r_q, chunk_size, bar)
+    rows = torch.arange(q.size(0), device=q.device)
+    mutual = back[index[:, 0]] == rows if k else torch.zeros(q.size(0), dtype=torch.bool)
+    return Candidates(scores=scores, index=index, mutual=mutual)
+
+
+def greedy_one_to_one(candidates: Candidates) -> tuple[Tensor, Tensor, Tensor]:
+    """One-to-one pairs from the top-k lists: all (query, candidate) pairs in decreasing score, each
+    query and candidate taken at most once.
+
+    Returns:
+        ``(query_rows, cand_rows, scores)``, each :math:`(M,)`, in decreasing score.
+    """
+    scores = candidates.scores.reshape(-1)
+    queries = torch.arange(candidates.scores.size(0)).repeat_interleave(candidates.scores.size(1))
+    cands = candidates.index.reshape(-1).cpu()
+    order = torch.argsort(scores.cpu(), descending=True, stable=True)
+    used_q, used_c = set(), set()
+    rows, cols, values = [], [], []
+    for i in order.tolist():
+        qi, ci = int(queries[i]), int(cands[i])
+        if qi in used_q or ci in used_c:
+            continue
+        used_q.add(qi)
+        used_c.add(ci)
+        rows.append(qi)
+        cols.append(ci)
+        values.append(float(scores[i]))
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long), torch.tensor(values)
+
+
+@torch.no_grad()
+def hungarian_one_to_one(
+    query: Tensor,
+    cand: Tensor,
+    *,
+    csls_k: int = 0,
+    chunk_size: int = 2048,
+    max_cells: int = MAX_ASSIGNMENT_CELLS,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The one-to-one assignment with the largest summed score (Hungarian algorithm, scipy).
+
+    Raises:
+        ConfigError: The dense :math:`Q \\times C` score matrix exceeds ``max_cells``.
+
+    Returns:
+        ``(query_rows, cand_rows, scores)`` in decreasing score.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    cells = query.size(0) * cand.size(0)
+    if cells > max_cells:
+        raise ConfigError(
+            f"--one-to-one hungarian needs a dense {query.size(0):,} x {cand.size(0):,} score matrix "
+            f"({cells:,} cells, more than {max_cells:,}); use --one-to-one greedy"
+        )
+    q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
+    dense = torch.cat(
+        [
+            _block(q[s : s + chunk_size], c, None if r_q is None else r_q[s : s + chunk_size], r_c)
+            for s in range(0, q.size(0), chunk_size)
+        ]
+    ).cpu()
+    rows, cols = linear_sum_assignment(dense.numpy(), maximize=True)
+    rows, cols = torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+    values = dense[rows, cols]
+    order = torch.argsort(values, descending=True, stable=True)
+    return rows[order], cols[order], values[order]
+
+
+def precision_recall_f1(
+    predicted: set[tuple[int, int]], gold: set[tuple[int, int]]
+) -> dict[str, float | int]:
+    """Precision, recall and F1 of predicted (source, target) pairs against gold pairs.
+
+    ``predicted`` should hold only the predictions that are judged (e.g. the rows whose source is not
+    in a training or validation link); a prediction whose source has no gold counterpart counts as
+    wrong.
+    """
+    correct = len(predicted & gold)
+    precision = correct / len(predicted) if predicted else 0.0
+    recall = correct / len(gold) if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "correct": correct,
+        "predicted": len(predicted),
+        "gold": len(gold),
+    }

@@ -1,0 +1,141 @@
+"""Files: atomic writes with unique temporary names, checkpoint loading that cannot run code, and the
+device resolver every command uses.
+
+Every file the library writes goes through :func:`atomic_write`: the content is written to a temporary
+file in the destination's folder whose name is unique to the writer (``tempfile.mkstemp``), flushed and
+renamed over the destination with :func:`os.replace`. A reader never sees a half-written file, an
+interrupted writer leaves the previous version whole, and two processes writing the same destination
+never share a temporary file (the last rename wins, whole).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+from mmea_pyg.errors import ConfigError, MMEAError
+
+
+class UnreadableFileError(MMEAError):
+    """A file cannot be loaded (missing, truncated, not a torch file); ``reason`` says why in a few
+    words, the message adds the file and the fix."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnsafeFileError(UnreadableFileError):
+    """A file needs more than tensors and plain data to load (it could run code) and was refused."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a unique temporary file beside ``path`` for writing; rename it over ``path`` when the block
+    ends without an exception, else remove it.
+
+    Args:
+        path: Destination. Its folder is created if needed.
+        mode: ``"w"`` (text) or ``"wb"`` (bytes).
+        encoding: Text encoding (ignored for ``"wb"``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp's private 0600 -> the mode open() would have given
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_write(path) as handle:
+        handle.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
+    """Write ``obj`` as JSON (with a final newline) to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """:func:`torch.save` ``obj`` to ``path`` atomically."""
+    with atomic_write(path, "wb") as handle:
+        torch.save(obj, handle)
+
+
+def safe_torch_load(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", what: str = "file"
+) -> Any:
+    """Load a file written by :func:`torch.save` with ``weights_only=True``: tensors, containers and
+    plain Python values only, so loading cannot run code.
+
+    Raises:
+        UnsafeFileError: The file holds other objects (a pickle that would import or call something).
+        UnreadableFileError: The file is missing, truncated or not a torch file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableFileError(f"{what} {path} not found", "file not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines()]
+        detail = next((line for line in lines if "GLOBAL" in line), "")
+        if not detail:  # not a blocked import or call: the bytes are simply not a torch file
+            raise UnreadableFileError(
+                f"{path}: not a readable {what} (not a torch file); rebuild or retrain it", "not a torch file"
+            ) from None
+        reason = (
+            f"it holds objects other than tensors and plain data, which could run code when loaded ({detail})"
+        )
+        raise UnsafeFileError(
+            f"{path}: refused to load this {what}: {reason}; use only {what}s that mmea-pyg wrote, or retrain",
+            reason,
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, wrong magic number, ...: one meaning to the user
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
+        raise UnreadableFileError(
+            f"{path}: not a readable {what} ({reason}); rebuild or retrain it", reason
+        ) from None
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the named device, checked to exist.
+
+    Raises:
+        ConfigError: A CUDA device was asked for on a machine without CUDA, or the name is not a device.
+    """
+    if str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"--device {name}: not a device ({exc}); use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    return device

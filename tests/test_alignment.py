@@ -1,0 +1,232 @@
+"""Alignment outputs: candidates, mutual flags, one-to-one, thresholds, P/R/F1, files, names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mmea_pyg import pipeline
+from mmea_pyg.alignment import (
+    greedy_one_to_one,
+    hungarian_one_to_one,
+    precision_recall_f1,
+    top_k_candidates,
+)
+from mmea_pyg.data.synthetic import toy_alignment
+from mmea_pyg.errors import ConfigError, MMEAError
+from mmea_pyg.training.names import char_ngram_vectors, name_pivots, normalise_label, with_pivots
+
+# Three queries, three candidates, 2-d unit vectors at known angles.
+QUERY = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+CANDS = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.96, 0.28]])
+
+
+def test_top_k_scores_ranks_and_mutual_flags_by_hand():
+    found = top_k_candidates(QUERY, CANDS, k=2)
+    # q0: c0 (1.0), c2 (0.96); q1: c2 (0.936), c1 (0.96)? -> c1 0.96 > c2 0.936
+    assert found.index.tolist() == [[0, 2], [1, 2], [1, 2]]
+    expected = torch.tensor([[1.0, 0.96], [0.96, 0.936], [0.8, 0.28]])
+    assert torch.allclose(found.scores, expected, atol=1e-6)
+    # best query of c0: q0; of c1: q1 (0.96 > q2's 0.8); of c2: q0 (0.96)
+    assert found.mutual.tolist() == [True, True, False]
+
+
+def test_one_to_one_greedy_and_hungarian_by_hand():
+    found = top_k_candidates(QUERY, CANDS, k=3)
+    rows, cols, values = greedy_one_to_one(found)
+    # greedy: (q0,c0) 1.0, (q1,c1) 0.96, then q2 takes c2 (0.28)
+    assert list(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 0), (1, 1), (2, 2)]
+    assert torch.allclose(values, torch.tensor([1.0, 0.96, 0.28]), atol=1e-6)
+    # The optimal assignment trades q1's best for a larger sum: 1.0 + 0.936 + 0.8 > 1.0 + 0.96 + 0.28.
+    rows, cols, values = hungarian_one_to_one(QUERY, CANDS)
+    assert list(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 0), (1, 2), (2, 1)]
+    assert torch.allclose(values, torch.tensor([1.0, 0.936, 0.8]), atol=1e-6)
+    with pytest.raises(ConfigError, match="greedy"):
+        hungarian_one_to_one(QUERY, CANDS, max_cells=4)
+    with pytest.raises(ConfigError, match="top-k"):
+        top_k_candidates(QUERY, CANDS, k=0)
+
+
+def test_greedy_leaves_a_query_unmatched_when_its_candidates_are_taken():
+    query = torch.tensor([[1.0, 0.0], [0.99, 0.14]])
+    cands = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    rows, cols, _ = greedy_one_to_one(top_k_candidates(query, cands, k=1))
+    assert rows.tolist() == [0] and cols.tolist() == [0]
+
+
+def test_precision_recall_f1_counts_unmatched_entities_as_wrong():
+    gold = {(0, 0), (1, 1), (2, 2)}
+    # (3, 1): a source with no gold counterpart that got a pair is a false positive.
+    metrics = precision_recall_f1({(0, 0), (1, 2), (3, 1)}, gold)
+    assert metrics["correct"] == 1 and metrics["precision"] == pytest.approx(1 / 3)
+    assert metrics["recall"] == pytest.approx(1 / 3) and metrics["f1"] == pytest.approx(1 / 3)
+    assert precision_recall_f1(set(), gold)["f1"] == 0.0
+
+
+FAST = ["train.epochs=4", "train.eval_every=2", "train.device=cpu", "train.pair_batch_size=32"]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return toy_alignment(num_entities=90, seed=1)
+
+
+@pytest.fixture(scope="module")
+def aligned(toy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("align") / "run"
+    return pipeline.align(data=toy, model="clamea", overrides=FAST, out=out, top_k=3, progress=False)
+
+
+def test_align_writes_pairs_candidates_and_metrics(aligned: pipeline.AlignmentResult, toy):
+    train = toy["source", "aligned", "target"].train_mask.sum().item()
+    out = Path(aligned.out_dir)
+    assert aligned.metrics["queries"] == 90 - train == len(aligned.pairs)
+    lines = (out / "alignment.tsv").read_text().splitlines()
+    assert lines[0] == "source\ttarget\tscore\tmutual" and len(lines) == len(aligned.pairs) + 1
+    scores = [float(line.split("\t")[2]) for line in lines[1:]]
+    assert scores == sorted(scores, reverse=True)
+    candidates = (out / "candidates.tsv").read_text().splitlines()
+    assert len(candidates) == 1 + 3 * aligned.metrics["queries"]
+    # The first candidate of each query is its pair, with the same score.
+    first = {s: (t, float(v)) for s, rank, t, v in (c.split("\t") for c in candidates[1:]) if rank == "1"}
+    for src, tgt, score, _ in aligned.pairs:
+        assert first[src][0] == tgt and first[src][1] == pytest.approx(score, abs=1e-6)
+    metrics = aligned.metrics
+    assert {"test", "alignment"} <= set(metrics) and (out / "metrics.json").exists()
+    assert metrics["test"]["pairs"] == int(toy["source", "aligned", "target"].test_mask.sum())
+    assert metrics["alignment"]["gold"] == metrics["test"]["pairs"]
+    loaded = pipeline.AlignmentResult.load(out)
+    assert len(loaded.pairs) == len(aligned.pairs) and loaded.metrics == aligned.metrics
+    assert loaded.run is not None and loaded.run.best_epoch == aligned.run.best_epoch
+
+
+def test_no_training_entity_is_aligned(aligned: pipeline.AlignmentResult, toy):
+    link = toy["source", "aligned", "target"]
+    train = link.edge_index[:, link.train_mask]
+    train_src = {toy["source"].uri[i] for i in train[0].tolist()}
+    train_tgt = {toy["target"].uri[i] for i in train[1].tolist()}
+    assert not train_src & {p[0] for p in aligned.pairs}
+    assert not train_tgt & {c[2] for c in aligned.candidates}
+
+
+def test_threshold_and_one_to_one_from_a_checkpoint(aligned: pipeline.AlignmentResult, toy, tmp_path: Path):
+    ckpt = aligned.checkpoint
+    greedy = pipeline.align(
+        data=toy, checkpoint=ckpt, out=tmp_path / "g", one_to_one="greedy", progress=False
+    )
+    targets = [p[1] for p in greedy.pairs]
+    assert len(set(targets)) == len(targets)
+    cut = aligned.pairs[len(aligned.pairs) // 2][2]
+    high = pipeline.align(data=toy, checkpoint=ckpt, out=tmp_path / "t", threshold=cut, progress=False)
+    assert all(p[2] >= cut for p in high.pairs) and 0 < len(high.pairs) < len(aligned.pairs)
+    assert high.metrics["alignment"]["predicted"] <= aligned.metrics["alignment"]["predicted"]
+    with pytest.raises(ConfigError, match="one-to-one"):
+        pipeline.align(data=toy, checkpoint=ckpt, out=tmp_path / "x", one_to_one="nope", progress=False)
+
+
+def test_names_normalisation_and_char_ngrams():
+    assert normalise_label("http://dbpedia.org/resource/Paris_(Texas)") == "paris texas"
+    assert normalise_label("<http://x.org/a#Caf%C3%A9>") == "café"
+    v = char_ngram_vectors(["Berlin", "Berlín", "Tokyo", ""])
+    sim = v @ v.T
+    assert sim[0, 1] > 0.4 and sim[0, 2] < 0.2 and v[3].abs().sum() == 0
+
+
+def _named_toy(toy):
+    words = [
+        f"{a}{b}" for a in ("kar", "mel", "dos", "pin", "tur", "vex", "qua", "lom", "ris") for b in range(10)
+    ]
+    data = toy.clone()
+    link = toy["source", "aligned", "target"].edge_index
+    data["source"].name = words[: toy["source"].num_nodes]
+    target = [""] * toy["target"].num_nodes
+    for s, t in zip(link[0].tolist(), link[1].tolist(), strict=True):
+        target[t] = words[s].capitalize() + "_"
+    data["target"].name = target
+    return data
+
+
+def test_name_pivots_start_an_alignment_without_links(toy, tmp_path: Path):
+    data = _named_toy(toy)
+    names = {side: char_ngram_vectors(list(data[side].name)) for side in ("source", "target")}
+    pivots = name_pivots(names, min_score=0.9)
+    link = toy["source", "aligned", "target"].edge_index
+    truth = dict(zip(link[0].tolist(), link[1].tolist(), strict=True))
+    assert pivots.size(1) > 40 and all(truth[s] == t for s, t in pivots.t().tolist())
+    seeded = with_pivots(data, pivots)
+    aligned = seeded["source", "aligned", "target"]
+    assert int(aligned.train_mask.sum() + aligned.valid_mask.sum()) == pivots.size(1)
+    assert aligned.valid_mask.sum() >= 1
+    # End to end through the library, links removed: pivots from names, then every entity aligned.
+    bare = data.clone()
+    store = bare["source", "aligned", "target"]
+    store.edge_index = torch.empty(2, 0, dtype=torch.long)
+    for mask in ("train_mask", "valid_mask", "test_mask"):
+        store[mask] = torch.empty(0, dtype=torch.bool)
+    notices = []
+    with pytest.raises(MMEAError, match="--names"):
+        pipeline.align(data=bare, overrides=FAST, out=tmp_path / "a", progress=False, echo=notices.append)
+    result = pipeline.align(
+        data=bare,
+        overrides=FAST,
+        out=tmp_path / "b",
+        progress=False,
+        echo=notices.append,
+        names=True,
+        names_text=False,
+    )
+    assert any("pivot pairs induced from names" in n for n in notices)
+    assert result.metrics["queries"] == 90 and len(result.pairs) == 90
+    correct = sum(
+        truth[toy["source"].uri.index(s)] == toy["target"].uri.index(t) for s, t, _, _ in result.pairs
+    )
+    assert correct >= 60  # the names alone nearly decide it
+
+
+def test_mmea_align_command_on_a_checkpoint(aligned: pipeline.AlignmentResult, tmp_path: Path, monkeypatch):
+    from mmea_pyg.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["align", "--checkpoint", "missing.pt"])
+    assert result.exit_code == 1 and "not found" in result.output
+    result = CliRunner().invoke(cli, ["align"])
+    assert result.exit_code == 1 and "SOURCE" in result.output
+
+
+CITIES = ["Berlin", "Paris", "Rome", "Madrid", "Vienna", "Prague", "Lisbon", "Dublin", "Oslo", "Athens"]
+
+
+def test_mmea_align_on_a_plain_folder_without_links_starts_from_names(tmp_path: Path, monkeypatch):
+    """A user's own two graphs, no known pair at all: `--names` induces pivots, the run aligns
+    every entity, and the files name the entities by their URIs."""
+    from mmea_pyg.cli.main import cli
+
+    folder = tmp_path / "graphs"
+    folder.mkdir()
+    rows = {1: [], 2: []}
+    for i, city in enumerate(CITIES):
+        nxt = CITIES[(i + 1) % len(CITIES)]
+        far = CITIES[(i + 3) % len(CITIES)]
+        rows[1] += [f"http://a.org/{city}\thttp://a.org/near\thttp://a.org/{nxt}"]
+        rows[1] += [f"http://a.org/{city}\thttp://a.org/far\thttp://a.org/{far}"]
+        rows[2] += [f"http://b.org/{city.upper()}_\thttp://b.org/nahe\thttp://b.org/{nxt.upper()}_"]
+        rows[2] += [f"http://b.org/{city.upper()}_\thttp://b.org/fern\thttp://b.org/{far.upper()}_"]
+    for k in (1, 2):
+        (folder / f"triples_{k}.tsv").write_text("\n".join(rows[k]) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["align", str(folder), "--names", "--epochs", "2", "--set", "train.eval_every=1", "--quiet"]
+    args += ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    result = CliRunner().invoke(cli, [*args[:2], *args[3:]])  # without --names: a clear error
+    assert result.exit_code == 1 and "--names" in result.stderr and "Traceback" not in result.output
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "pivot pairs induced from names" in result.stderr
+    lines = (tmp_path / "run" / "alignment.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    assert len(lines) == len(CITIES)  # every entity aligned: pivots are not given links
+    found = {row.split("\t")[0]: row.split("\t")[1] for row in lines}
+    correct = sum(found[f"http://a.org/{c}"] == f"http://b.org/{c.upper()}_" for c in CITIES)
+    assert correct >= 8
+    assert not (tmp_path / "run" / "metrics.json").exists()  # no gold links, no metrics to report
