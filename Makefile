@@ -98,13 +98,12 @@ compare: install
 	$(BIN)/python benchmarks/compare.py --config $(COMPARE_CONFIG) $(COMPARE_ARGS)
 
 # `mmea align` (recommended preset, structure only) on SRPRS EN-DE and OpenEA D-Y at their shipped
-# splits, read in place from ../shared/ea (MMEA_EA_DATA); then the same with the --names add-on.
-# results/align/*.json and results/align.md.
+# splits, read in place from ../shared/ea (MMEA_EA_DATA), then the Sinkhorn and --names add-on rows from
+# the same checkpoints. results/align/*.json and results/align.md.
 BENCH_ALIGN_ARGS ?=
 
 bench-align: install
 	$(BIN)/python benchmarks/bench_align.py $(BENCH_ALIGN_ARGS)
-	$(BIN)/python benchmarks/bench_align.py --names $(BENCH_ALIGN_ARGS)
 
 bench-data: install
 	$(BIN)/python benchmarks/dataset_build.py $(DATASET) --json results/dataset_build_$(DATASET).json

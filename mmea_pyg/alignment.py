@@ -10,6 +10,11 @@ and nothing here looks at which entities the validation or test links contain.
   candidates with ``csls_k > 0``.
 * **Mutual best.** A query's best candidate :math:`t` is flagged mutual when the query is also
   :math:`t`'s best query.
+* **Sinkhorn** (``sinkhorn_iters > 0``, LightEA's last step, Mao et al. 2022, but over *all* queries
+  and candidates, never the test entities alone): the similarity matrix is turned into a nearly
+  doubly stochastic one, :math:`P = \mathrm{Sinkhorn}(\exp(S / \tau))`, so that a candidate that is
+  the best match of many queries is shared out among them; scores are then :math:`P_{st}` (in [0, 1],
+  summing to about 1 per query). Dense, so bounded by ``max_cells``.
 * **One to one.** ``greedy``: pairs from the top-k lists in decreasing score, each entity used once
   (a query whose k candidates are all taken stays unmatched); ``hungarian``: the assignment that
   maximises the summed score (:func:`scipy.optimize.linear_sum_assignment`) where the dense score
@@ -32,15 +37,19 @@ from mmea_pyg.evaluation import _mean_topk_similarity
 
 __all__ = [
     "Candidates",
+    "assignment_from_scores",
     "best_queries",
+    "candidates_from_scores",
     "greedy_one_to_one",
     "hungarian_one_to_one",
     "precision_recall_f1",
+    "ranks_from_scores",
+    "sinkhorn_scores",
     "top_k_candidates",
 ]
 
-#: Largest dense score matrix (cells) that ``hungarian`` builds: 1.2e8 float32 cells, about 0.5 GiB.
-MAX_ASSIGNMENT_CELLS = 120_000_000
+#: Largest dense score matrix (cells) that ``hungarian`` and ``sinkhorn`` build: 2.5e8 float32 cells, 1 GiB.
+MAX_ASSIGNMENT_CELLS = 250_000_000
 ONE_TO_ONE = ("greedy", "hungarian")
 
 
@@ -183,26 +192,94 @@ def hungarian_one_to_one(
     Returns:
         ``(query_rows, cand_rows, scores)`` in decreasing score.
     """
-    from scipy.optimize import linear_sum_assignment
-
     cells = query.size(0) * cand.size(0)
     if cells > max_cells:
         raise ConfigError(
             f"--one-to-one hungarian needs a dense {query.size(0):,} x {cand.size(0):,} score matrix "
             f"({cells:,} cells, more than {max_cells:,}); use --one-to-one greedy"
         )
+    return assignment_from_scores(_dense(query, cand, csls_k, chunk_size))
+
+
+def _dense(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int) -> Tensor:
     q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
-    dense = torch.cat(
+    return torch.cat(
         [
             _block(q[s : s + chunk_size], c, None if r_q is None else r_q[s : s + chunk_size], r_c)
             for s in range(0, q.size(0), chunk_size)
         ]
-    ).cpu()
+    )
+
+
+def assignment_from_scores(dense: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The one-to-one assignment maximising the summed score of a dense matrix :math:`(Q, C)`
+    (:func:`scipy.optimize.linear_sum_assignment`), as ``(rows, cols, scores)`` in decreasing score."""
+    from scipy.optimize import linear_sum_assignment
+
+    dense = dense.detach().cpu()
     rows, cols = linear_sum_assignment(dense.numpy(), maximize=True)
     rows, cols = torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
     values = dense[rows, cols]
     order = torch.argsort(values, descending=True, stable=True)
     return rows[order], cols[order], values[order]
+
+
+@torch.no_grad()
+def sinkhorn_scores(
+    query: Tensor,
+    cand: Tensor,
+    *,
+    tau: float = 0.02,
+    iters: int = 10,
+    csls_k: int = 0,
+    chunk_size: int = 2048,
+    max_cells: int = MAX_ASSIGNMENT_CELLS,
+) -> Tensor:
+    """Sinkhorn-normalised scores :math:`\log P` :math:`(Q, C)` of every query and candidate (log domain,
+    rows then columns, ``iters`` times). Returned as log-probabilities: far-off entries of :math:`P`
+    underflow to 0 in float32 and would tie, the logarithms keep their order.
+
+    Raises:
+        ConfigError: ``tau`` or ``iters`` out of range, or the dense matrix exceeds ``max_cells``.
+    """
+    if tau <= 0 or iters < 1:
+        raise ConfigError(
+            f"--sinkhorn needs a temperature > 0 and at least one iteration, got {tau} and {iters}"
+        )
+    cells = query.size(0) * cand.size(0)
+    if cells > max_cells:
+        raise ConfigError(
+            f"--sinkhorn needs a dense {query.size(0):,} x {cand.size(0):,} score matrix ({cells:,} cells, more "
+            f"than {max_cells:,}); align without it"
+        )
+    log_p = _dense(query, cand, csls_k, chunk_size)
+    log_p /= tau
+    for _ in range(iters):
+        log_p -= torch.logsumexp(log_p, dim=1, keepdim=True)
+        log_p -= torch.logsumexp(log_p, dim=0, keepdim=True)
+    return log_p
+
+
+def candidates_from_scores(scores: Tensor, k: int = 10) -> Candidates:
+    """:class:`Candidates` from a dense score matrix :math:`(Q, C)` (e.g. :func:`sinkhorn_scores`)."""
+    k = min(k, scores.size(1))
+    top = scores.topk(k, dim=1)
+    back = scores.argmax(dim=0)
+    rows = torch.arange(scores.size(0), device=scores.device)
+    return Candidates(scores=top.values, index=top.indices, mutual=back[top.indices[:, 0]] == rows)
+
+
+def ranks_from_scores(scores: Tensor) -> dict[str, Tensor]:
+    """Realistic ranks of the diagonal of a square score matrix :math:`(P, P)` (pair ``i`` is row ``i``
+    and column ``i``), in both directions, with the ties rule of :mod:`mmea_pyg.evaluation`."""
+    true = scores.diagonal()
+
+    def rank(block: Tensor, truth: Tensor) -> Tensor:
+        better = (block > truth.unsqueeze(1)).sum(dim=1).float()
+        tied = (block == truth.unsqueeze(1)).sum(dim=1).float() - 1
+        return 1.0 + better + 0.5 * tied
+
+    return {"s2t": rank(scores, true), "t2s": rank(scores.T, true)}
 
 
 def precision_recall_f1(

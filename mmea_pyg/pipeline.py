@@ -873,6 +873,8 @@ def align_model(
     names: dict[str, Tensor] | None = None,
     names_weight: float = 1.0,
     known_pairs: Tensor | None = None,
+    sinkhorn: int = 0,
+    sinkhorn_tau: float = 0.02,
     progress: bool = True,
 ) -> AlignmentResult:
     """Align the graphs of ``data`` with a trained ``model``: every source entity without a training
@@ -890,14 +892,22 @@ def align_model(
             candidates (default: the training links of ``data``, and the sources of its validation
             links are aligned but not judged; pivots induced from names are not given, so with
             ``known_pairs`` empty every entity is aligned and judged).
+        sinkhorn: Sinkhorn iterations over all queries x candidates (0: off; an add-on, see
+            :mod:`mmea_pyg.alignment`), temperature ``sinkhorn_tau``. Scores, pairs and the test metrics
+            then come from the normalised matrix.
     """
     from mmea_pyg.alignment import (
         ONE_TO_ONE,
+        assignment_from_scores,
+        candidates_from_scores,
         greedy_one_to_one,
         hungarian_one_to_one,
         precision_recall_f1,
+        ranks_from_scores,
+        sinkhorn_scores,
         top_k_candidates,
     )
+    from mmea_pyg.evaluation import metrics_from_ranks
     from mmea_pyg.training.iterative import unaligned_candidates
 
     if one_to_one is not None and one_to_one not in ONE_TO_ONE:
@@ -924,14 +934,26 @@ def align_model(
         bar = tqdm(
             total=queries.numel() + cands.numel(), desc="align", unit="entity", file=sys.stderr, leave=False
         )
+    dense = None
     try:
-        found = top_k_candidates(src, tgt, top_k, csls_k=csls_k, chunk_size=chunk, bar=bar)
+        if sinkhorn:
+            dense = sinkhorn_scores(
+                src, tgt, tau=sinkhorn_tau, iters=sinkhorn, csls_k=csls_k, chunk_size=chunk
+            )
+            found = candidates_from_scores(dense, top_k)
+        else:
+            found = top_k_candidates(src, tgt, top_k, csls_k=csls_k, chunk_size=chunk, bar=bar)
     finally:
         if bar is not None:
             bar.close()
+    if dense is not None:  # log-probabilities rank; the files show the probabilities
+        found.scores = found.scores.exp()
     scores, index, mutual = found.scores.cpu(), found.index.cpu(), found.mutual.cpu()
     if one_to_one == "greedy":
         rows, cols, values = greedy_one_to_one(found)
+    elif one_to_one == "hungarian" and dense is not None:
+        rows, cols, values = assignment_from_scores(dense)
+        values = values.exp()
     elif one_to_one == "hungarian":
         rows, cols, values = hungarian_one_to_one(src, tgt, csls_k=csls_k, chunk_size=chunk)
     else:
@@ -956,7 +978,19 @@ def align_model(
     ]
     metrics: dict[str, Any] = {"queries": len(q_ids), "candidates": len(c_ids), "pairs": len(pairs)}
     test = split_pairs(data, "test")
-    if test.numel():
+    if test.numel() and dense is not None:
+        # The test links ranked among the test targets, by the scores normalised over all candidates.
+        row = torch.full((data["source"].num_nodes,), -1, dtype=torch.long)
+        col = torch.full((data["target"].num_nodes,), -1, dtype=torch.long)
+        row[queries], col[cands] = torch.arange(queries.numel()), torch.arange(cands.numel())
+        t = test.cpu()
+        block = dense.cpu()[row[t[0]]][:, col[t[1]]]
+        ranks = ranks_from_scores(block)
+        metrics["test"] = {"pairs": int(t.size(1))}
+        for direction, prefix in (("s2t", ""), ("t2s", "t2s/")):
+            for name, value in metrics_from_ranks(ranks[direction], tuple(config.eval.ks)).items():
+                metrics["test"][prefix + name] = value
+    elif test.numel():
         evaluation = evaluate_model(model, data, config, "test", csls=csls, progress=False)
         metrics["test"] = {"pairs": evaluation.pairs, **evaluation.metrics}
         valid_sources = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
@@ -972,8 +1006,10 @@ def align_model(
         "one_to_one": one_to_one,
         "threshold": threshold,
         "csls_k": csls_k,
-        "embedding": "model + names" if names is not None else MODEL,
+        "embedding": ("model + names" if names is not None else MODEL) + (" + Sinkhorn" if sinkhorn else ""),
         "names_weight": names_weight if names is not None else None,
+        "sinkhorn": sinkhorn,
+        "sinkhorn_tau": sinkhorn_tau if sinkhorn else None,
     }
     return AlignmentResult(pairs=pairs, candidates=candidates, metrics=metrics, options=options)
 
@@ -1008,6 +1044,8 @@ def align(
     names_weight: float = 1.0,
     names_text: bool = True,
     pivot_score: float = 0.9,
+    sinkhorn: int = 0,
+    sinkhorn_tau: float = 0.02,
     progress: bool = True,
     echo=None,
     command: str | None = None,
@@ -1083,6 +1121,8 @@ def align(
         names=vectors,
         names_weight=names_weight,
         known_pairs=known,
+        sinkhorn=sinkhorn,
+        sinkhorn_tau=sinkhorn_tau,
         progress=progress,
     )
     result.run = run_result

@@ -230,3 +230,32 @@ def test_mmea_align_on_a_plain_folder_without_links_starts_from_names(tmp_path: 
     correct = sum(found[f"http://a.org/{c}"] == f"http://b.org/{c.upper()}_" for c in CITIES)
     assert correct >= 8
     assert not (tmp_path / "run" / "metrics.json").exists()  # no gold links, no metrics to report
+
+
+def test_sinkhorn_shares_out_a_hub_candidate():
+    from mmea_pyg.alignment import candidates_from_scores, ranks_from_scores, sinkhorn_scores
+
+    # Both queries prefer c0 by cosine; Sinkhorn gives c0 to q0 and c1 to q1.
+    query = torch.tensor([[1.0, 0.0], [0.9, 0.44]])
+    cands = torch.tensor([[0.95, 0.31], [0.6, 0.8]])
+    assert top_k_candidates(query, cands, k=1).index[:, 0].tolist() == [0, 0]
+    p = sinkhorn_scores(query, cands, tau=0.05, iters=20)
+    assert torch.allclose(p.exp().sum(dim=0), torch.ones(2), atol=1e-4)
+    found = candidates_from_scores(p, k=2)
+    assert found.index[:, 0].tolist() == [0, 1] and found.mutual.tolist() == [True, True]
+    ranks = ranks_from_scores(p)
+    assert ranks["s2t"].tolist() == [1.0, 1.0] and ranks["t2s"].tolist() == [1.0, 1.0]
+    assert ranks_from_scores(torch.ones(3, 3))["s2t"].tolist() == [2.0, 2.0, 2.0]  # ties: realistic rank
+    with pytest.raises(ConfigError, match="dense"):
+        sinkhorn_scores(query, cands, max_cells=3)
+
+
+def test_align_with_sinkhorn_from_a_checkpoint(aligned: pipeline.AlignmentResult, toy, tmp_path: Path):
+    result = pipeline.align(
+        data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "s", sinkhorn=10, progress=False
+    )
+    assert result.options["embedding"] == "model + Sinkhorn" and result.options["sinkhorn"] == 10
+    assert all(0.0 <= p[2] <= 1.0 for p in result.pairs)
+    test = result.metrics["test"]
+    assert test["pairs"] == aligned.metrics["test"]["pairs"] and 0.0 < test["hits@1"] <= 1.0
+    assert {"hits@1", "hits@10", "mrr", "t2s/hits@1"} <= set(test)
