@@ -993,6 +993,7 @@ def align_model(
     elif test.numel():
         evaluation = evaluate_model(model, data, config, "test", csls=csls, progress=False)
         metrics["test"] = {"pairs": evaluation.pairs, **evaluation.metrics}
+    if test.numel():
         valid_sources = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
         judged = {
             (q_ids[r], c_ids[c])

@@ -259,3 +259,4 @@ def test_align_with_sinkhorn_from_a_checkpoint(aligned: pipeline.AlignmentResult
     test = result.metrics["test"]
     assert test["pairs"] == aligned.metrics["test"]["pairs"] and 0.0 < test["hits@1"] <= 1.0
     assert {"hits@1", "hits@10", "mrr", "t2s/hits@1"} <= set(test)
+    assert result.metrics["alignment"]["gold"] == test["pairs"]
