@@ -235,7 +235,7 @@ def sinkhorn_scores(
     chunk_size: int = 2048,
     max_cells: int = MAX_ASSIGNMENT_CELLS,
 ) -> Tensor:
-    """Sinkhorn-normalised scores :math:`\log P` :math:`(Q, C)` of every query and candidate (log domain,
+    r"""Sinkhorn-normalised scores :math:`\log P` :math:`(Q, C)` of every query and candidate (log domain,
     rows then columns, ``iters`` times). Returned as log-probabilities: far-off entries of :math:`P`
     underflow to 0 in float32 and would tie, the logarithms keep their order.
 
