@@ -116,8 +116,14 @@ def _row(tag: str, dataset: str, what: str, cmd: list[str], out: Path, skip_exis
     return summary
 
 
-def write_table() -> None:
-    records = [json.loads(p.read_text()) for p in sorted(ALIGN.glob("*.json"))]
+def _order(record: dict) -> tuple:
+    suffixes = ["", *(suffix for suffix, _, _ in ADD_ONS)]
+    suffix = record["tag"].removeprefix(f"{record['dataset']}_clamea")
+    return (record["dataset"], suffixes.index(suffix) if suffix in suffixes else len(suffixes), record["tag"])
+
+
+def write_table(note: str = "") -> None:
+    records = sorted((json.loads(p.read_text()) for p in ALIGN.glob("*.json")), key=_order)
     lines = [
         "# `mmea align` on public entity-alignment benchmarks",
         "",
@@ -148,6 +154,7 @@ def write_table() -> None:
         "alignment time and from the same checkpoint, Sinkhorn normalisation over all unaligned entities",
         "(`--sinkhorn 10`) and/or the entity-name view (`--names`), add-ons that are not part of CLAMEA.",
         "The wall time of an add-on row is its own `mmea align --checkpoint` (no training).",
+        *(["", note] if note else []),
         "",
         "## Commands",
         "",
@@ -165,11 +172,12 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--skip-existing", action="store_true")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--note", default="", help="a paragraph to add under the table (how it was run)")
     args = parser.parse_args()
     if not args.report_only:
         for dataset in args.datasets:
             bench_one(dataset, args.sets, args.skip_existing)
-    write_table()
+    write_table(args.note)
     print(f"wrote {RESULTS / 'align.md'}")
 
 

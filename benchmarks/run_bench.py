@@ -113,7 +113,7 @@ def bench_one(
     if skip_existing and path.exists():
         print(f"{tag}: kept {path.relative_to(REPO)}", flush=True)
         return json.loads(path.read_text())
-    out = runs / tag
+    out = (runs / tag).relative_to(REPO) if (runs / tag).is_relative_to(REPO) else runs / tag  # cwd is REPO
     train = [*MMEA, "train", "--dataset", dataset, "--ratio", str(ratio), "--model", model]
     train += ["--config", config, "--out", str(out), "--device", device, "--quiet"]
     train += ["--propagation"] if propagation else []
@@ -122,7 +122,7 @@ def bench_one(
     for assignment in sets:
         train += ["--set", assignment]
     wall, peak, _ = run(train)
-    result = RunResult.load(out)
+    result = RunResult.load(REPO / out)
     record = summarise(
         result,
         tag=tag,

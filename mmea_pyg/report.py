@@ -146,13 +146,18 @@ def _plot_scores(plt, scores: dict[str, dict], path: Path) -> Path | None:
     return _save(plt, fig, path)
 
 
+def _relative(text: str | None) -> str | None:
+    """``text`` with the current directory's absolute path removed (a page that travels with a repo)."""
+    return None if text is None else text.replace(f"{Path.cwd()}/", "")
+
+
 def _markdown(result: RunResult, plots: dict[str, Path]) -> str:
     from mmea_pyg.pipeline import describe_machine
 
     lines = [
-        f"# {result.model.upper()} on {result.dataset}",
+        f"# {result.model.upper()} on {_relative(result.dataset)}",
         "",
-        f"Run folder `{result.run_dir}`; seed {result.seed} (split seed {result.split_seed}); modalities "
+        f"Run folder `{_relative(result.run_dir)}`; seed {result.seed} (split seed {result.split_seed}); modalities "
         f"{', '.join(result.modalities) or '-'}; selected epoch {result.best_epoch} of {result.epochs} "
         f"(best validation MRR).",
         "",
@@ -176,7 +181,7 @@ def _markdown(result: RunResult, plots: dict[str, Path]) -> str:
         f"{t.get('eval', 0):.0f} s. Peak memory {result.peak_memory.get('rss_gib', 0):.2f} GiB RSS"
         + (f", {result.peak_memory['cuda_gib']:.2f} GiB CUDA" if result.peak_memory.get("cuda_gib") else "")
         + f". Machine: {describe_machine(result.machine) if result.machine else '-'}."
-        + (f" Command: `{result.command}`." if result.command else ""),
+        + (f" Command: `{_relative(result.command)}`." if result.command else ""),
         "",
     ]
     captions = {
