@@ -1016,7 +1016,7 @@ def align_model(
 
 
 def _name_vectors(
-    data: HeteroData, config: Config, names: bool, text: bool = True
+    data: HeteroData, config: Config, names: bool, text: bool = True, progress: bool = False
 ) -> dict[str, Tensor] | None:
     if not names:
         return None
@@ -1025,7 +1025,7 @@ def _name_vectors(
 
     text_model = (config.data.text_model or DEFAULT_TEXT_MODEL) if text else None
     device = str(resolve_device(config.train.device))
-    return {side: name_vectors(data, side, text_model, device=device) for side in SIDES}
+    return {side: name_vectors(data, side, text_model, device=device, progress=progress) for side in SIDES}
 
 
 def align(
@@ -1074,7 +1074,7 @@ def align(
             data = load_dataset(cfg, progress=progress, root=options.get("root"))
         net, cfg, _ = load_model(checkpoint, data, options.get("device") or "auto")
         data = data.to(next(net.parameters()).device)
-        vectors = _name_vectors(data, cfg, names, names_text)
+        vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
         run_result = None
         out_dir = Path(out) if out is not None else Path(checkpoint).parent
@@ -1084,7 +1084,7 @@ def align(
         )
         if data is None:
             data = load_dataset(cfg, progress=progress)
-        vectors = _name_vectors(data, cfg, names, names_text)
+        vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
         if vectors is not None and split_pairs(data, "train").numel() == 0:
             from mmea_pyg.training.names import name_pivots, with_pivots

@@ -72,7 +72,12 @@ def char_ngram_vectors(labels: Sequence[str], n: int = 3, buckets: int = 512) ->
 
 
 def name_vectors(
-    data: HeteroData, side: str, text_model: str | None = None, buckets: int = 512, device: str = "cpu"
+    data: HeteroData,
+    side: str,
+    text_model: str | None = None,
+    buckets: int = 512,
+    device: str = "cpu",
+    progress: bool = False,
 ) -> Tensor:
     """The name view :math:`\\mathbf{n}` of every entity of ``side``, :math:`(N, D)`: character n-grams,
     plus the text embedding when ``text_model`` is given (each half L2-normalised, then the whole)."""
@@ -82,7 +87,8 @@ def name_vectors(
         from mmea_pyg.data.features.text import TextEncoder
 
         encoder = TextEncoder(text_model, device=device)
-        parts.append(F.normalize(encoder.encode([normalise_label(x) for x in labels]), dim=-1))
+        labels = [normalise_label(x) for x in labels]
+        parts.append(F.normalize(encoder.encode(labels, progress=progress), dim=-1))
     return F.normalize(torch.cat(parts, dim=-1), dim=-1)
 
 
