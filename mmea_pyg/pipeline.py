@@ -1,9 +1,9 @@
 r"""The library pipeline: build a run's config, load its data, train, select on validation, evaluate
 on test, and return a :class:`RunResult` that saves and loads itself as JSON.
 
-Every entry point goes through these functions: ``mmea train`` / ``mmea eval`` / ``mmea report``,
-``make bench``, ``make compare`` and ``make ablation`` are thin layers over them, and a notebook needs
-nothing else::
+Every entry point goes through these functions: ``mmea train`` / ``mmea eval`` / ``mmea report`` /
+``mmea align``, ``make bench``, ``make compare``, ``make ablation`` and ``make bench-align`` are thin
+layers over them, and a notebook needs nothing else::
 
     from mmea_pyg import pipeline
 
@@ -12,6 +12,8 @@ nothing else::
     result.metrics("test", "csls")["hits@1"]  # CSLS re-scored
     result.save("run.json"); pipeline.RunResult.load("run.json")
     result.report("report/")                  # PNG plots + report.md
+    aligned = pipeline.align("../shared/ea/jape/SRPRS_EN_DE_15K_V1", out="runs/srprs")
+    aligned.pairs[:3], aligned.metrics["alignment"]["f1"]
 
 Model selection uses the validation pairs only (the best validation MRR, :class:`~mmea_pyg.training.
 trainer.Trainer`); the test pairs are evaluated once, with the selected checkpoint. The "+ propagation"
@@ -25,7 +27,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
 import shlex
 import sys
 import time
@@ -46,10 +47,14 @@ from mmea_pyg.evaluation import evaluate
 from mmea_pyg.io import atomic_write_json, atomic_write_text, resolve_device
 
 __all__ = [
+    "AlignmentResult",
     "Evaluation",
     "RunResult",
+    "align",
+    "align_model",
     "default_out",
     "evaluate_checkpoint",
+    "evaluate_model",
     "load_dataset",
     "make_config",
     "run",
@@ -251,8 +256,13 @@ def describe_machine(info: dict[str, Any] | None = None) -> str:
 
 def peak_memory() -> dict[str, float]:
     """Peak resident memory of this process and peak CUDA allocation, in GiB."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_bytes = rss if sys.platform == "darwin" else rss * 1024  # macOS reports bytes, Linux KiB
+    try:
+        import resource  # POSIX only
+    except ImportError:  # pragma: no cover - Windows: no portable peak-RSS counter in the standard library
+        rss_bytes = 0
+    else:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_bytes = rss if sys.platform == "darwin" else rss * 1024  # macOS reports bytes, Linux KiB
     cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
     return {"rss_gib": round(rss_bytes / 1024**3, 3), "cuda_gib": round(cuda / 1024**3, 3)}
 
