@@ -12,7 +12,7 @@ from mmea_pyg.cli.options import (
     set_option,
 )
 
-FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea", "mmkg")
+FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
 
 
 @click.command("align")
