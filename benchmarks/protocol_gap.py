@@ -64,9 +64,10 @@ def main() -> None:
     from mmea_pyg.config import Config
     from mmea_pyg.training.trainer import load_checkpoint
 
-    config = Config.from_dict(load_checkpoint(args.checkpoint)["config"])
+    saved = load_checkpoint(args.checkpoint)
+    config = Config.from_dict(saved["config"])
     data = load_dataset(config, progress=False)
-    model, config, _ = load_model(args.checkpoint, data, "cpu")
+    model, config, _ = load_model(args.checkpoint, data, "cpu", checkpoint=saved)
     test = split_pairs(data, "test")
     with torch.no_grad():
         src = F.normalize(model.embed(data, "source", test[0]), dim=-1)

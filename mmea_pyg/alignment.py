@@ -33,12 +33,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.evaluation import _mean_topk_similarity
+from mmea_pyg.evaluation import _mean_topk_similarity, _nearest, _score_block
 
 __all__ = [
     "Candidates",
     "assignment_from_scores",
-    "best_queries",
     "candidates_from_scores",
     "greedy_one_to_one",
     "hungarian_one_to_one",
@@ -82,31 +81,14 @@ def _prepare(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int):
     return q, c, r_q, r_c
 
 
-def _block(q: Tensor, c: Tensor, r_q: Tensor | None, r_c: Tensor | None) -> Tensor:
-    scores = q @ c.T
-    if r_q is not None:
-        scores = 2 * scores - r_q.unsqueeze(1) - r_c.unsqueeze(0)
-    return scores
-
-
-def _best_rows(
-    c: Tensor, q: Tensor, r_c: Tensor | None, r_q: Tensor | None, chunk_size: int, bar=None
-) -> Tensor:
-    """For every row of ``c``, the row of ``q`` scoring it highest (ties: the lowest row)."""
-    best = torch.empty(c.size(0), dtype=torch.long, device=c.device)
-    for start in range(0, c.size(0), chunk_size):
-        rc = None if r_c is None else r_c[start : start + chunk_size]
-        best[start : start + chunk_size] = _block(c[start : start + chunk_size], q, rc, r_q).argmax(dim=1)
-        if bar is not None:
-            bar.update(min(chunk_size, c.size(0) - start))
-    return best
-
-
-@torch.no_grad()
-def best_queries(query: Tensor, cand: Tensor, *, csls_k: int = 0, chunk_size: int = 2048) -> Tensor:
-    """For every candidate row, the query row that scores it highest, :math:`(C,)` (ties: lowest row)."""
-    q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
-    return _best_rows(c, q, r_c, r_q, chunk_size)
+def _check_dense(query: Tensor, cand: Tensor, max_cells: int, option: str, instead: str) -> None:
+    """Refuse a dense ``Q x C`` score matrix larger than ``max_cells`` in one line."""
+    cells = query.size(0) * cand.size(0)
+    if cells > max_cells:
+        raise ConfigError(
+            f"{option} needs a dense {query.size(0):,} x {cand.size(0):,} score matrix ({cells:,} cells, more "
+            f"than {max_cells:,}); {instead}"
+        )
 
 
 @torch.no_grad()
@@ -139,12 +121,14 @@ def top_k_candidates(
     index = torch.empty(q.size(0), k, dtype=torch.long, device=q.device)
     for start in range(0, q.size(0), chunk_size):
         rq = None if r_q is None else r_q[start : start + chunk_size]
-        block = _block(q[start : start + chunk_size], c, rq, r_c)
+        block = _score_block(q[start : start + chunk_size], c, rq, r_c)
         top = block.topk(k, dim=1)  # values sorted, best first
         scores[start : start + chunk_size], index[start : start + chunk_size] = top.values, top.indices
         if bar is not None:
             bar.update(block.size(0))
-    back = _best_rows(c, q, r_c, r_q, chunk_size, bar)
+    back = _nearest(c, q, r_c, r_q, chunk_size)  # each candidate's best query
+    if bar is not None:
+        bar.update(c.size(0))
     rows = torch.arange(q.size(0), device=q.device)
     mutual = back[index[:, 0]] == rows if k else torch.zeros(q.size(0), dtype=torch.bool)
     return Candidates(scores=scores, index=index, mutual=mutual)
@@ -192,12 +176,7 @@ def hungarian_one_to_one(
     Returns:
         ``(query_rows, cand_rows, scores)`` in decreasing score.
     """
-    cells = query.size(0) * cand.size(0)
-    if cells > max_cells:
-        raise ConfigError(
-            f"--one-to-one hungarian needs a dense {query.size(0):,} x {cand.size(0):,} score matrix "
-            f"({cells:,} cells, more than {max_cells:,}); use --one-to-one greedy"
-        )
+    _check_dense(query, cand, max_cells, "--one-to-one hungarian", "use --one-to-one greedy")
     return assignment_from_scores(_dense(query, cand, csls_k, chunk_size))
 
 
@@ -205,7 +184,7 @@ def _dense(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int) -> Tensor:
     q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
     return torch.cat(
         [
-            _block(q[s : s + chunk_size], c, None if r_q is None else r_q[s : s + chunk_size], r_c)
+            _score_block(q[s : s + chunk_size], c, None if r_q is None else r_q[s : s + chunk_size], r_c)
             for s in range(0, q.size(0), chunk_size)
         ]
     )
@@ -246,12 +225,7 @@ def sinkhorn_scores(
         raise ConfigError(
             f"--sinkhorn needs a temperature > 0 and at least one iteration, got {tau} and {iters}"
         )
-    cells = query.size(0) * cand.size(0)
-    if cells > max_cells:
-        raise ConfigError(
-            f"--sinkhorn needs a dense {query.size(0):,} x {cand.size(0):,} score matrix ({cells:,} cells, more "
-            f"than {max_cells:,}); align without it"
-        )
+    _check_dense(query, cand, max_cells, "--sinkhorn", "align without it")
     log_p = _dense(query, cand, csls_k, chunk_size)
     log_p /= tau
     for _ in range(iters):

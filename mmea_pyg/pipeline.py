@@ -549,6 +549,31 @@ def train(
         command: The command line to record.
         echo: Callable receiving one-line notices (default: print to stderr).
     """
+    return _fit(
+        config,
+        data,
+        resume=resume,
+        progress=progress,
+        propagation=propagation,
+        log_stream=log_stream,
+        command=command,
+        echo=echo,
+    )[0]
+
+
+def _fit(
+    config: Config,
+    data: HeteroData | None,
+    *,
+    resume: bool,
+    progress: bool,
+    propagation: bool,
+    log_stream,
+    command: str | None,
+    echo,
+) -> tuple[RunResult, Any, HeteroData]:
+    """:func:`train`, also returning the model with the selected checkpoint's weights (eval mode) and
+    the data on its device, for callers that go on with them (:func:`align`)."""
     from mmea_pyg.training.trainer import Trainer, load_checkpoint
 
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -617,7 +642,7 @@ def train(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     result.save()
-    return result
+    return result, model, trainer.data
 
 
 def run(
@@ -701,7 +726,7 @@ def evaluate_checkpoint(
         _check_propagation(config, f"{path}")
     if data is None:
         data = load_dataset(config, progress=False, root=root)
-    model, config, _ = load_model(path, data, device)
+    model, config, _ = load_model(path, data, device, checkpoint=saved)
     dev = resolve_device(device)
     data = data.to(dev)
     pseudo = saved.get("pseudo_pairs")
@@ -1082,7 +1107,7 @@ def align(
         cfg = Config.from_dict(saved["config"], source=str(checkpoint))
         if data is None:
             data = load_dataset(cfg, progress=progress, root=options.get("root"))
-        net, cfg, _ = load_model(checkpoint, data, options.get("device") or "auto")
+        net, cfg, _ = load_model(checkpoint, data, options.get("device") or "auto", checkpoint=saved)
         data = data.to(next(net.parameters()).device)
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
@@ -1115,11 +1140,16 @@ def align(
                 "the graphs come without training links: give some known pairs (a links file) or pass "
                 "--names to induce pivot pairs from entity names"
             )
-        run_result = train(cfg, data, progress=progress, command=command, echo=echo)
-        from mmea_pyg.training.trainer import load_model
-
-        net, cfg, _ = load_model(run_result.checkpoints["best"], data, cfg.train.device)
-        data = data.to(next(net.parameters()).device)
+        run_result, net, data = _fit(
+            cfg,
+            data,
+            resume=False,
+            progress=progress,
+            propagation=False,
+            log_stream=None,
+            command=command,
+            echo=echo,
+        )
         out_dir = Path(cfg.out)
     result = align_model(
         net,

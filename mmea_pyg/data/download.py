@@ -640,8 +640,20 @@ def _write_manifest(directory: Path, entries: dict[str, dict]) -> None:
 _held = threading.local()
 
 
-def _say_waiting(directory: str | Path, lock: Path) -> None:
-    print(f"waiting for another download into {directory} (lock {lock})", file=sys.stderr, flush=True)
+def _flock_or_wait(handle, mode: int, directory: str | Path, lock: Path, strict: bool) -> bool:
+    """``flock`` ``handle`` in ``mode`` (``LOCK_EX`` / ``LOCK_SH``): at once when it is free, else after
+    one ``waiting for another download ...`` line on stderr. When the first, non-blocking try fails for
+    another reason, raise (``strict``) or return :obj:`False` without locking."""
+    try:
+        fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            if strict:
+                raise
+            return False
+        print(f"waiting for another download into {directory} (lock {lock})", file=sys.stderr, flush=True)
+        fcntl.flock(handle.fileno(), mode)
+    return True
 
 
 @contextlib.contextmanager
@@ -678,13 +690,7 @@ def download_lock(directory: str | Path) -> Iterator[Path]:
             "or pass another --root"
         ) from None
     with handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            _say_waiting(directory, path)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _flock_or_wait(handle, fcntl.LOCK_EX, directory, path, strict=True)
         held.add(key)
         try:
             yield path
@@ -717,14 +723,8 @@ def wait_for_downloads(directory: str | Path) -> None:
     except OSError:
         return
     with handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return
-            _say_waiting(directory, path)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        if _flock_or_wait(handle, fcntl.LOCK_SH, directory, path, strict=False):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from mmea_pyg.data.dataset import (
 )
 from mmea_pyg.data.formats import KNOWN, NO_SPLIT, TEST, TRAIN, VALID, GraphPair, KGData
 from mmea_pyg.data.mmkg import attribute_name, display_name, normalize_value
-from mmea_pyg.data.splits import split_known_pairs, split_pairs_by_count
+from mmea_pyg.data.splits import check_known_ratios, split_known_pairs, split_pairs_by_count
 from mmea_pyg.errors import ConfigError
 
 #: Bumped whenever :meth:`GraphPairDataset.process` changes what it writes or how its file is keyed.
@@ -57,19 +57,6 @@ def _distinct_rows(triples: np.ndarray) -> np.ndarray:
         return triples.reshape(0, 3)
     _, first = np.unique(triples, axis=0, return_index=True)
     return triples[np.sort(first)]
-
-
-def _check_split_options(split_ratio: float, valid_ratio: float) -> None:
-    if not 0.0 < split_ratio < 1.0:
-        raise ConfigError(
-            f"split ratio must be in (0, 1), got {split_ratio}; it is the fraction of the links known to the "
-            "model (training + validation), 0.3 in the OpenEA/DBP15K convention"
-        )
-    if not 0.0 <= valid_ratio < split_ratio:
-        raise ConfigError(
-            f"validation ratio {valid_ratio} must be >= 0 and below the split ratio {split_ratio} (validation "
-            "is carved out of the known links; 0.1 of all links with a split ratio of 0.3)"
-        )
 
 
 class GraphPairDataset(SafeInMemoryDataset):
@@ -173,7 +160,7 @@ class GraphPairDataset(SafeInMemoryDataset):
         self.kg_names = kg_names
         self._show_progress = log
         self._options_key: str | None = None
-        _check_split_options(split_ratio, valid_ratio)  # before a long build, not after it
+        check_known_ratios(split_ratio, valid_ratio)  # before a long build, not after it
         self.split_ratio, self.split_seed, self.valid_ratio = split_ratio, split_seed, valid_ratio
         super().__init__(
             str(root or default_root()), transform, pre_transform, force_reload=force_reload, log=log
@@ -329,7 +316,7 @@ class GraphPairDataset(SafeInMemoryDataset):
         codes = store.given_split
         pairs = store.edge_index
         if bool((codes == NO_SPLIT).all()):
-            _check_split_options(split_ratio, valid_ratio)
+            check_known_ratios(split_ratio, valid_ratio)
             train, valid, test = split_known_pairs(pairs, split_ratio, valid_ratio, split_seed)
         else:
             train, valid, test = codes == TRAIN, codes == VALID, codes == TEST

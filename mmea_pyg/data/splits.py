@@ -107,6 +107,20 @@ def split_pairs_by_count(
     return part == 0, part == 1, part == 2
 
 
+def check_known_ratios(known_ratio: float, valid_ratio: float) -> None:
+    """Validate the ratios of :func:`split_known_pairs` (one line naming the fix)."""
+    if not 0.0 < known_ratio < 1.0:
+        raise ConfigError(
+            f"split ratio must be in (0, 1), got {known_ratio}; it is the fraction of the links known to the "
+            "model (training + validation), 0.3 in the OpenEA/DBP15K convention"
+        )
+    if not 0.0 <= valid_ratio < known_ratio:
+        raise ConfigError(
+            f"validation ratio {valid_ratio} must be >= 0 and below the split ratio {known_ratio} (validation "
+            "is carved out of the known links; 0.1 of all links with a split ratio of 0.3)"
+        )
+
+
 def split_known_pairs(
     pairs: Tensor, known_ratio: float = 0.3, valid_ratio: float = 0.1, seed: int = 0
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -124,16 +138,7 @@ def split_known_pairs(
     Returns:
         ``(train_mask, valid_mask, test_mask)``, each a ``[P]`` bool tensor.
     """
-    if not 0.0 < known_ratio < 1.0:
-        raise ConfigError(
-            f"split ratio must be in (0, 1), got {known_ratio}; it is the fraction of the links known to the "
-            "model (training + validation), 0.3 in the OpenEA/DBP15K convention"
-        )
-    if not 0.0 <= valid_ratio < known_ratio:
-        raise ConfigError(
-            f"validation ratio {valid_ratio} must be >= 0 and below the split ratio {known_ratio} (validation "
-            "is carved out of the known links; 0.1 of all links with a split ratio of 0.3)"
-        )
+    check_known_ratios(known_ratio, valid_ratio)
     num_pairs = pairs.size(1)
     num_known = round(known_ratio * num_pairs)
     num_valid = min(round(valid_ratio * num_pairs), num_known)

@@ -322,10 +322,11 @@ class Trainer:
 
 
 def load_model(
-    path: str | os.PathLike, data: HeteroData, device: str = "auto"
+    path: str | os.PathLike, data: HeteroData, device: str = "auto", checkpoint: dict | None = None
 ) -> tuple[AlignmentModel, Config, dict]:
-    """Rebuild the model of a checkpoint for ``data``; returns ``(model, config, checkpoint)``."""
-    checkpoint = load_checkpoint(path, "cpu")
+    """Rebuild the model of a checkpoint for ``data``; returns ``(model, config, checkpoint)``.
+    ``checkpoint``: the file's content when the caller has already read it (:func:`load_checkpoint`)."""
+    checkpoint = load_checkpoint(path, "cpu") if checkpoint is None else checkpoint
     config = Config.from_dict(checkpoint["config"], source=str(path))
     dev = resolve_device(device)
     model = build_model(config, data)
