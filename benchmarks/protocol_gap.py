@@ -27,7 +27,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from mmea_pyg.alignment import ranks_from_scores, sinkhorn_scores
+from mmea_pyg.alignment import pair_block, ranks_from_scores, sinkhorn_scores
 from mmea_pyg.evaluation import _mean_topk_similarity, metrics_from_ranks
 from mmea_pyg.pipeline import load_dataset, split_pairs
 from mmea_pyg.training.iterative import unaligned_candidates
@@ -84,10 +84,8 @@ def main() -> None:
         all_src = model.embed(data, "source", queries)
         all_tgt = model.embed(data, "target", cands)
         log_p = sinkhorn_scores(all_src, all_tgt, tau=args.tau, iters=args.sinkhorn_iters)
-        row = torch.full((data["source"].num_nodes,), -1, dtype=torch.long)
-        col = torch.full((data["target"].num_nodes,), -1, dtype=torch.long)
-        row[queries], col[cands] = torch.arange(queries.numel()), torch.arange(cands.numel())
-        report("ours + Sinkhorn (all unaligned)", log_p[row[test[0]]][:, col[test[1]]])
+        sizes = data["source"].num_nodes, data["target"].num_nodes
+        report("ours + Sinkhorn (all unaligned)", pair_block(log_p, queries, cands, test, *sizes))
         del log_p
         report(
             "ours + Sinkhorn (test x test)",

@@ -41,6 +41,7 @@ __all__ = [
     "candidates_from_scores",
     "greedy_one_to_one",
     "hungarian_one_to_one",
+    "pair_block",
     "precision_recall_f1",
     "ranks_from_scores",
     "sinkhorn_scores",
@@ -241,6 +242,20 @@ def candidates_from_scores(scores: Tensor, k: int = 10) -> Candidates:
     back = scores.argmax(dim=0)
     rows = torch.arange(scores.size(0), device=scores.device)
     return Candidates(scores=top.values, index=top.indices, mutual=back[top.indices[:, 0]] == rows)
+
+
+def pair_block(
+    scores: Tensor, queries: Tensor, cands: Tensor, pairs: Tensor, num_src: int, num_tgt: int
+) -> Tensor:
+    """The square block of ``scores`` :math:`(Q, C)` (rows: the entities ``queries``, columns:
+    ``cands``) whose row ``i`` and column ``i`` are the two entities of ``pairs[:, i]`` :math:`(2, P)`;
+    every pair's entities must be among the queries and candidates. ``num_src`` / ``num_tgt``: the
+    graphs' entity counts."""
+    row = torch.full((num_src,), -1, dtype=torch.long)
+    col = torch.full((num_tgt,), -1, dtype=torch.long)
+    row[queries.cpu()], col[cands.cpu()] = torch.arange(queries.numel()), torch.arange(cands.numel())
+    pairs = pairs.cpu()
+    return scores.cpu()[row[pairs[0]]][:, col[pairs[1]]]
 
 
 def ranks_from_scores(scores: Tensor) -> dict[str, Tensor]:

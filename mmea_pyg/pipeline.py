@@ -937,6 +937,7 @@ def align_model(
         candidates_from_scores,
         greedy_one_to_one,
         hungarian_one_to_one,
+        pair_block,
         precision_recall_f1,
         ranks_from_scores,
         sinkhorn_scores,
@@ -1015,13 +1016,9 @@ def align_model(
     test = split_pairs(data, "test")
     if test.numel() and dense is not None:
         # The test links ranked among the test targets, by the scores normalised over all candidates.
-        row = torch.full((data["source"].num_nodes,), -1, dtype=torch.long)
-        col = torch.full((data["target"].num_nodes,), -1, dtype=torch.long)
-        row[queries], col[cands] = torch.arange(queries.numel()), torch.arange(cands.numel())
-        t = test.cpu()
-        block = dense.cpu()[row[t[0]]][:, col[t[1]]]
+        block = pair_block(dense, queries, cands, test, data["source"].num_nodes, data["target"].num_nodes)
         ranks = ranks_from_scores(block)
-        metrics["test"] = {"pairs": int(t.size(1))}
+        metrics["test"] = {"pairs": int(test.size(1))}
         for direction, prefix in (("s2t", ""), ("t2s", "t2s/")):
             for name, value in metrics_from_ranks(ranks[direction], tuple(config.eval.ks)).items():
                 metrics["test"][prefix + name] = value
