@@ -34,17 +34,20 @@ from mmea_pyg.training.iterative import unaligned_candidates
 from mmea_pyg.training.trainer import load_model
 
 
-def optimistic_ranks(scores: torch.Tensor) -> torch.Tensor:
-    """Rank of each row's diagonal entry counting only the entries scoring strictly higher: a tie
-    resolves in the truth's favour (what an argsort-based evaluation gives when the gold target comes
-    first in index order, as it does in many EA test files)."""
-    true = scores.diagonal().unsqueeze(1)
-    return 1.0 + (scores > true).sum(dim=1).float()
+def optimistic_ranks(scores: torch.Tensor, rows=None, cols=None) -> torch.Tensor:
+    """Rank of each pair's entry (row ``rows[i]``, column ``cols[i]``; default the diagonal) counting
+    only the entries of its row scoring strictly higher: a tie resolves in the truth's favour (what an
+    argsort-based evaluation gives when the gold target comes first in index order, as it does in many
+    EA test files)."""
+    if rows is None or cols is None:
+        rows = cols = torch.arange(scores.size(0))
+    true = scores[rows, cols].unsqueeze(1)
+    return 1.0 + (scores[rows] > true).sum(dim=1).float()
 
 
-def report(name: str, scores: torch.Tensor) -> None:
-    realistic = metrics_from_ranks(ranks_from_scores(scores)["s2t"], (1, 10))
-    optimistic = metrics_from_ranks(optimistic_ranks(scores), (1, 10))
+def report(name: str, scores: torch.Tensor, rows=None, cols=None) -> None:
+    realistic = metrics_from_ranks(ranks_from_scores(scores, rows, cols)["s2t"], (1, 10))
+    optimistic = metrics_from_ranks(optimistic_ranks(scores, rows, cols), (1, 10))
     print(
         f"{name:<34} hits@1 {realistic['hits@1']:.4f} hits@10 {realistic['hits@10']:.4f} mrr "
         f"{realistic['mrr']:.4f}   (ties in the truth's favour: hits@1 {optimistic['hits@1']:.4f} mrr "
@@ -85,7 +88,7 @@ def main() -> None:
         all_tgt = model.embed(data, "target", cands)
         log_p = sinkhorn_scores(all_src, all_tgt, tau=args.tau, iters=args.sinkhorn_iters)
         sizes = data["source"].num_nodes, data["target"].num_nodes
-        report("ours + Sinkhorn (all unaligned)", pair_block(log_p, queries, cands, test, *sizes))
+        report("ours + Sinkhorn (all unaligned)", *pair_block(log_p, queries, cands, test, *sizes))
         del log_p
         report(
             "ours + Sinkhorn (test x test)",

@@ -67,9 +67,17 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     show_default=True,
     metavar="ITERS",
     help="Normalise the scores of all sources x all candidate targets by Sinkhorn iterations (an add-on; "
-    "10 is a good value; 0: off). Dense: up to about 15,000 x 15,000 unaligned entities.",
+    "10-15 is a good value; 0: off), over each source's --sinkhorn-top-k best candidates.",
 )
 @click.option("--sinkhorn-tau", type=float, default=0.02, show_default=True, help="Sinkhorn temperature.")
+@click.option(
+    "--sinkhorn-top-k",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="Normalise only each source's K best candidates (LightEA's sparse Sinkhorn: memory grows with "
+    "sources x K, any graph size); 0: the dense matrix of all sources x all candidates.",
+)
 @click.option(
     "--names",
     is_flag=True,
@@ -113,6 +121,7 @@ def align(
     csls,
     sinkhorn,
     sinkhorn_tau,
+    sinkhorn_top_k,
     names,
     names_weight,
     pivot_score,
@@ -150,6 +159,7 @@ def align(
         csls=csls,
         sinkhorn=sinkhorn,
         sinkhorn_tau=sinkhorn_tau,
+        sinkhorn_top_k=sinkhorn_top_k,
         names=names,
         names_weight=names_weight,
         pivot_score=pivot_score,

@@ -48,7 +48,9 @@ text_model_option = click.option(
     "(default: the packaged all-MiniLM-L6-v2).",
 )
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
-model_option = click.option("--model", default=None, help="Model name: clamea (default), ricea or mimea.")
+model_option = click.option(
+    "--model", default=None, help="Model name: clamea (default), ricea, mimea or lightea (no training)."
+)
 config_option = click.option(
     "--config",
     "config_file",

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.evaluation import _mean_topk_similarity, _nearest, _score_block
+from mmea_pyg.similarity import column_best, sparse_sinkhorn, top_k_search
 
 __all__ = [
     "Candidates",
@@ -45,6 +46,7 @@ __all__ = [
     "precision_recall_f1",
     "ranks_from_scores",
     "sinkhorn_scores",
+    "sparse_sinkhorn_candidates",
     "top_k_candidates",
 ]
 
@@ -118,21 +120,49 @@ def top_k_candidates(
         raise ConfigError(f"--top-k must be at least 1, got {k}")
     q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
     k = min(k, c.size(0))
-    scores = torch.empty(q.size(0), k, device=q.device)
-    index = torch.empty(q.size(0), k, dtype=torch.long, device=q.device)
-    for start in range(0, q.size(0), chunk_size):
-        rq = None if r_q is None else r_q[start : start + chunk_size]
-        block = _score_block(q[start : start + chunk_size], c, rq, r_c)
-        top = block.topk(k, dim=1)  # values sorted, best first
-        scores[start : start + chunk_size], index[start : start + chunk_size] = top.values, top.indices
-        if bar is not None:
-            bar.update(block.size(0))
+    csls = None if r_q is None else (r_q, r_c)
+    scores, index = top_k_search(q, c, k, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar)
     back = _nearest(c, q, r_c, r_q, chunk_size)  # each candidate's best query
     if bar is not None:
         bar.update(c.size(0))
     rows = torch.arange(q.size(0), device=q.device)
     mutual = back[index[:, 0]] == rows if k else torch.zeros(q.size(0), dtype=torch.bool)
     return Candidates(scores=scores, index=index, mutual=mutual)
+
+
+@torch.no_grad()
+def sparse_sinkhorn_candidates(
+    query: Tensor,
+    cand: Tensor,
+    *,
+    k: int = 500,
+    iters: int = 15,
+    tau: float = 0.02,
+    csls_k: int = 0,
+    chunk_size: int = 2048,
+    bar=None,
+) -> Candidates:
+    """LightEA's sparse Sinkhorn over every query's ``k`` best candidates
+    (:func:`mmea_pyg.similarity.sparse_sinkhorn`): :class:`Candidates` whose scores are the normalised
+    probabilities, best first, unlisted entries 0. Memory :math:`O(Q k)` beside one score block.
+
+    Raises:
+        ConfigError: ``k``, ``iters`` or ``tau`` out of range.
+    """
+    if k < 1 or iters < 1 or not tau > 0:
+        raise ConfigError(
+            f"--sinkhorn needs --sinkhorn-top-k >= 1, at least one iteration and a temperature > 0, got {k}, "
+            f"{iters} and {tau}"
+        )
+    q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
+    csls = None if r_q is None else (r_q, r_c)
+    values, index = top_k_search(q, c, k, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar)
+    probs = sparse_sinkhorn(values, index, c.size(0), iters=iters, tau=tau)
+    order = torch.argsort(probs, dim=1, descending=True, stable=True)
+    probs, index = probs.gather(1, order), index.gather(1, order)
+    back = column_best(probs, index, c.size(0))
+    rows = torch.arange(q.size(0), device=q.device)
+    return Candidates(scores=probs, index=index, mutual=back[index[:, 0]] == rows)
 
 
 def greedy_one_to_one(candidates: Candidates) -> tuple[Tensor, Tensor, Tensor]:
@@ -246,29 +276,38 @@ def candidates_from_scores(scores: Tensor, k: int = 10) -> Candidates:
 
 def pair_block(
     scores: Tensor, queries: Tensor, cands: Tensor, pairs: Tensor, num_src: int, num_tgt: int
-) -> Tensor:
-    """The square block of ``scores`` :math:`(Q, C)` (rows: the entities ``queries``, columns:
-    ``cands``) whose row ``i`` and column ``i`` are the two entities of ``pairs[:, i]`` :math:`(2, P)`;
-    every pair's entities must be among the queries and candidates. ``num_src`` / ``num_tgt``: the
-    graphs' entity counts."""
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The block of ``scores`` :math:`(Q, C)` (rows: the entities ``queries``, columns: ``cands``) over
+    the *distinct* source and target entities of ``pairs`` :math:`(2, P)`, and each pair's row and
+    column in it: ``(block, rows, cols)`` for :func:`ranks_from_scores`. Every pair's entities must be
+    among the queries and candidates; ``num_src`` / ``num_tgt``: the graphs' entity counts."""
     row = torch.full((num_src,), -1, dtype=torch.long)
     col = torch.full((num_tgt,), -1, dtype=torch.long)
     row[queries.cpu()], col[cands.cpu()] = torch.arange(queries.numel()), torch.arange(cands.numel())
     pairs = pairs.cpu()
-    return scores.cpu()[row[pairs[0]]][:, col[pairs[1]]]
+    src_ids, rows = torch.unique(pairs[0], sorted=True, return_inverse=True)
+    tgt_ids, cols = torch.unique(pairs[1], sorted=True, return_inverse=True)
+    return scores.cpu()[row[src_ids]][:, col[tgt_ids]], rows, cols
 
 
-def ranks_from_scores(scores: Tensor) -> dict[str, Tensor]:
-    """Realistic ranks of the diagonal of a square score matrix :math:`(P, P)` (pair ``i`` is row ``i``
-    and column ``i``), in both directions, with the ties rule of :mod:`mmea_pyg.evaluation`."""
-    true = scores.diagonal()
+def ranks_from_scores(
+    scores: Tensor, rows: Tensor | None = None, cols: Tensor | None = None
+) -> dict[str, Tensor]:
+    """Realistic ranks of pairs in a score matrix :math:`(S, T)` of distinct sources and targets, in
+    both directions, with the ties rule of :mod:`mmea_pyg.evaluation`: pair ``i`` is row ``rows[i]``
+    and column ``cols[i]`` (default: the diagonal of a square matrix). Source -> target ranks its
+    column within its row, target -> source its row within its column."""
+    if rows is None or cols is None:
+        rows = cols = torch.arange(scores.size(0))
+    true = scores[rows, cols]
 
-    def rank(block: Tensor, truth: Tensor) -> Tensor:
-        better = (block > truth.unsqueeze(1)).sum(dim=1).float()
-        tied = (block == truth.unsqueeze(1)).sum(dim=1).float() - 1
-        return 1.0 + better + 0.5 * tied
-
-    return {"s2t": rank(scores, true), "t2s": rank(scores.T, true)}
+    out = {}
+    for name, block in (("s2t", scores[rows]), ("t2s", scores.T[cols])):
+        better = (block > true.unsqueeze(1)).sum(dim=1).float()
+        tied = (block == true.unsqueeze(1)).sum(dim=1).float() - 1
+        out[name] = 1.0 + better + 0.5 * tied
+        out[f"{name}_top_tie"] = (better == 0) & (tied > 0)
+    return out
 
 
 def precision_recall_f1(

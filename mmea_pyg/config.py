@@ -199,11 +199,43 @@ class EvalConfig:
 
 
 @dataclass
+class LightEAConfig:
+    """LightEA (``--model lightea``, :mod:`mmea_pyg.models.lightea`): the settings of its public
+    notebook (Mao et al., EMNLP 2022 Findings); nothing here is trained."""
+
+    #: Width of the random seed-pair codes (the notebook's ``ent_dim``).
+    ent_dim: int = 1024
+    #: Propagation steps over the joined graph (``depth``).
+    depth: int = 2
+    #: Width of the projected relation features, one "head" each (``rel_dim``; 0: ``ent_dim // 2``, the
+    #: notebook's cross-lingual setting; it uses ``ent_dim // 3`` for English cross-KG pairs).
+    rel_dim: int = 0
+    #: Width of each head's projection of the entity features (``mini_dim``).
+    mini_dim: int = 16
+    #: Candidates per query kept for the sparse Sinkhorn (``top_k``).
+    top_k: int = 500
+    #: Sinkhorn iterations and temperature.
+    sinkhorn_iters: int = 15
+    tau: float = 0.02
+    #: Rounds of features; between two rounds, bootstrapping adds pseudo pairs.
+    rounds: int = 3
+    #: A query whose best Sinkhorn probability exceeds this becomes a pseudo pair with it.
+    threshold: float = 0.5
+    #: Heads projected and propagated at a time (memory ~ triples x chunk x mini_dim floats).
+    head_chunk: int = 32
+
+    @property
+    def relation_dim(self) -> int:
+        return self.rel_dim or self.ent_dim // 2
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    lightea: LightEAConfig = field(default_factory=LightEAConfig)
     #: Output folder of the run (checkpoints, metrics, config).
     out: str = "runs/latest"
 
@@ -246,7 +278,7 @@ class Config:
 
         path = preset_path(model.lower())
         if path is None:
-            raise ConfigError(f"unknown model {model!r}; known models: clamea, mimea, ricea")
+            raise ConfigError(f"unknown model {model!r}; known models: clamea, lightea, mimea, ricea")
         return cls.load(path)
 
     def save(self, path: str | os.PathLike) -> None:

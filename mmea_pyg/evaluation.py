@@ -43,7 +43,7 @@ neighbourhood means are computed the same way, keeping only each row's top-k.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +54,9 @@ from mmea_pyg.errors import ConfigError
 __all__ = [
     "DEFAULT_KS",
     "evaluate",
+    "evaluate_embedder",
     "metrics_from_ranks",
+    "ranked_metrics",
     "mutual_nearest_neighbours",
     "parse_metric",
     "rank_pairs",
@@ -196,6 +198,7 @@ def _realistic_ranks(
     without a second, possibly differently rounded, computation.
     """
     ranks = torch.empty(query.size(0), dtype=torch.float32, device=query.device)
+    top_tie = torch.empty(query.size(0), dtype=torch.bool, device=query.device)
     for start in range(0, query.size(0), chunk_size):
         stop = start + chunk_size
         rq = None if r_query is None else r_query[start:stop]
@@ -204,9 +207,10 @@ def _realistic_ranks(
         better = (scores > true).sum(dim=1)
         tied = (scores == true).sum(dim=1) - 1  # the true candidate ties with itself
         ranks[start:stop] = 1.0 + better.to(torch.float32) + 0.5 * tied.to(torch.float32)
+        top_tie[start:stop] = (better == 0) & (tied > 0)
         if bar is not None:
             bar.update(min(stop, query.size(0)) - start)
-    return ranks
+    return ranks, top_tie
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,8 +248,10 @@ def rank_pairs(
         bar: A tqdm bar advanced by the number of queries ranked (both directions).
 
     Returns:
-        ``{"s2t": ranks, "t2s": ranks}``, float32 tensors of shape ``[P]`` on the embeddings' device;
-        entry ``i`` is the rank for ``pairs[:, i]``.
+        ``{"s2t": ranks, "t2s": ranks}``, float32 tensors of shape ``[P]`` on the embeddings' device
+        (entry ``i`` is the rank for ``pairs[:, i]``), and ``"s2t_top_tie"``, ``"t2s_top_tie"``: bool
+        tensors, whether nothing scores above the true candidate but another candidate scores the same
+        (a tie at the top: the representation cannot tell the two apart).
 
     Raises:
         ValueError: On malformed shapes, out-of-range indices, empty pairs or non-finite embeddings.
@@ -271,7 +277,7 @@ def rank_pairs(
         r_src = _mean_topk_similarity(src, tgt, csls_k, chunk_size)  # r_T(x), x a source candidate
         r_tgt = _mean_topk_similarity(tgt, src, csls_k, chunk_size)  # r_S(y), y a target candidate
 
-    s2t = _realistic_ranks(
+    s2t, s2t_tie = _realistic_ranks(
         src[src_pos],
         tgt,
         tgt_pos,
@@ -280,7 +286,7 @@ def rank_pairs(
         chunk_size,
         bar,
     )
-    t2s = _realistic_ranks(
+    t2s, t2s_tie = _realistic_ranks(
         tgt[tgt_pos],
         src,
         src_pos,
@@ -289,7 +295,7 @@ def rank_pairs(
         chunk_size,
         bar,
     )
-    return {"s2t": s2t, "t2s": t2s}
+    return {"s2t": s2t, "t2s": t2s, "s2t_top_tie": s2t_tie, "t2s_top_tie": t2s_tie}
 
 
 def metrics_from_ranks(ranks: Tensor, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
@@ -323,6 +329,20 @@ def metrics_from_ranks(ranks: Tensor, ks: Sequence[int] = DEFAULT_KS) -> dict[st
     return out
 
 
+def ranked_metrics(ranks: Mapping[str, Tensor], ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """:func:`metrics_from_ranks` of both directions of :func:`rank_pairs`-style ranks, as the flat
+    dict of :func:`evaluate`: ``hits@k``/``mrr``/``mr`` source -> target, ``t2s/...`` the reverse, and
+    ``tied_top`` (the share of queries whose true candidate ties at the top) where the ranks say it."""
+    out: dict[str, float] = {}
+    for direction, prefix in (("s2t", ""), ("t2s", "t2s/")):
+        for name, value in metrics_from_ranks(ranks[direction], ks).items():
+            out[prefix + name] = value
+        tie = ranks.get(f"{direction}_top_tie")
+        if tie is not None:
+            out[prefix + "tied_top"] = tie.float().mean().item()
+    return out
+
+
 @torch.no_grad()
 def evaluate(
     src_emb: Tensor,
@@ -349,8 +369,9 @@ def evaluate(
 
     Returns:
         A flat dict of Python floats. ``hits@k``, ``mrr``, ``mr``: source -> target with cosine (the
-        headline numbers); ``t2s/...``: target -> source with cosine; if ``csls_k > 0`` also
-        ``csls/...`` and ``csls/t2s/...``.
+        headline numbers), ``tied_top``: the share of queries whose true candidate ties at the top
+        with another; ``t2s/...``: target -> source with cosine; if ``csls_k > 0`` also ``csls/...``
+        and ``csls/t2s/...``.
 
     See :func:`rank_pairs` for the ranking protocol.
     """
@@ -370,13 +391,37 @@ def evaluate(
     try:
         for prefix, k in settings:
             ranks = rank_pairs(src_emb, tgt_emb, pairs, csls_k=k, chunk_size=chunk_size, bar=bar)
-            for direction, sub in (("s2t", ""), ("t2s", "t2s/")):
-                for name, value in metrics_from_ranks(ranks[direction], ks).items():
-                    results[f"{prefix}{sub}{name}"] = value
+            results.update({prefix + key: value for key, value in ranked_metrics(ranks, ks).items()})
     finally:
         if bar is not None:
             bar.close()
     return results
+
+
+@torch.no_grad()
+def evaluate_embedder(
+    embed: Callable[[str, Tensor], Tensor],
+    pairs: Tensor,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    csls_k: int = 0,
+    chunk_size: int = 1024,
+    progress: bool = False,
+    desc: str = "eval",
+) -> dict[str, float]:
+    """:func:`evaluate` of the pairs :math:`(2, P)` with ``embed(side, index)`` :math:`\to (B, D)` (e.g. a
+    model's ``embed``), which is called once per side on the *distinct* entities of the pairs.
+
+    A target shared by two pairs is then one candidate, not two copies that tie with each other (which
+    would cap both of its queries below Hits@1).
+    """
+    src_ids, src_pos = torch.unique(pairs[0], sorted=True, return_inverse=True)
+    tgt_ids, tgt_pos = torch.unique(pairs[1], sorted=True, return_inverse=True)
+    src, tgt = embed("source", src_ids), embed("target", tgt_ids)
+    local = torch.stack([src_pos, tgt_pos]).to(src.device)
+    return evaluate(
+        src, tgt, local, ks=ks, csls_k=csls_k, chunk_size=chunk_size, progress=progress, desc=desc
+    )
 
 
 _HITS_RE = re.compile(r"^(?:hits|hit|h)(?:@|_at_)(\d+)$")

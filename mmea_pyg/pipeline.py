@@ -43,7 +43,7 @@ from torch_geometric.data import HeteroData
 from mmea_pyg import __version__
 from mmea_pyg.config import Config, ablation_slug
 from mmea_pyg.errors import ConfigError, MMEAError
-from mmea_pyg.evaluation import evaluate
+from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.io import atomic_write_json, atomic_write_text, resolve_device
 
 __all__ = [
@@ -422,16 +422,11 @@ def evaluate_model(
             rounds=e.propagation_rounds,
             chunk_size=chunk,
         )
-    with torch.no_grad():
-        src = model.embed(data, "source", pairs[0], chunk)
-        tgt = model.embed(data, "target", pairs[1], chunk)
-    local = torch.arange(pairs.size(1), device=pairs.device).repeat(2, 1)
     csls_k = config.eval.csls_k if csls else 0
     desc = f"eval {split}" + (" + propagation" if propagation else "")
-    metrics = evaluate(
-        src,
-        tgt,
-        local,
+    metrics = evaluate_embedder(
+        lambda side, index: model.embed(data, side, index, chunk),
+        pairs,
         ks=tuple(config.eval.ks),
         csls_k=csls_k,
         chunk_size=chunk,
@@ -910,6 +905,7 @@ def align_model(
     known_pairs: Tensor | None = None,
     sinkhorn: int = 0,
     sinkhorn_tau: float = 0.02,
+    sinkhorn_top_k: int = 500,
     progress: bool = True,
 ) -> AlignmentResult:
     """Align the graphs of ``data`` with a trained ``model``: every source entity without a training
@@ -928,11 +924,13 @@ def align_model(
             links are aligned but not judged; pivots induced from names are not given, so with
             ``known_pairs`` empty every entity is aligned and judged).
         sinkhorn: Sinkhorn iterations over all queries x candidates (0: off; an add-on, see
-            :mod:`mmea_pyg.alignment`), temperature ``sinkhorn_tau``. Scores, pairs and the test metrics
-            then come from the normalised matrix.
+            :mod:`mmea_pyg.alignment`), temperature ``sinkhorn_tau``, over each query's
+            ``sinkhorn_top_k`` best candidates (LightEA's sparse form; 0: the dense matrix). Scores,
+            pairs and the test metrics then come from the normalised scores.
     """
     from mmea_pyg.alignment import (
         ONE_TO_ONE,
+        Candidates,
         assignment_from_scores,
         candidates_from_scores,
         greedy_one_to_one,
@@ -941,9 +939,11 @@ def align_model(
         precision_recall_f1,
         ranks_from_scores,
         sinkhorn_scores,
+        sparse_sinkhorn_candidates,
         top_k_candidates,
     )
-    from mmea_pyg.evaluation import metrics_from_ranks
+    from mmea_pyg.evaluation import ranked_metrics
+    from mmea_pyg.similarity import sparse_ranks
     from mmea_pyg.training.iterative import unaligned_candidates
 
     if one_to_one is not None and one_to_one not in ONE_TO_ONE:
@@ -970,9 +970,25 @@ def align_model(
         bar = tqdm(
             total=queries.numel() + cands.numel(), desc="align", unit="entity", file=sys.stderr, leave=False
         )
-    dense = None
+    dense = listed = None
+    if one_to_one == "hungarian" and sinkhorn and sinkhorn_top_k:
+        raise ConfigError(
+            "--one-to-one hungarian needs the dense Sinkhorn scores: add --sinkhorn-top-k 0 or use greedy"
+        )
     try:
-        if sinkhorn:
+        if sinkhorn and sinkhorn_top_k:
+            listed = sparse_sinkhorn_candidates(
+                src,
+                tgt,
+                k=sinkhorn_top_k,
+                iters=sinkhorn,
+                tau=sinkhorn_tau,
+                csls_k=csls_k,
+                chunk_size=chunk,
+                bar=bar,
+            )
+            found = Candidates(listed.scores[:, :top_k], listed.index[:, :top_k], listed.mutual)
+        elif sinkhorn:
             dense = sinkhorn_scores(
                 src, tgt, tau=sinkhorn_tau, iters=sinkhorn, csls_k=csls_k, chunk_size=chunk
             )
@@ -1014,14 +1030,21 @@ def align_model(
     ]
     metrics: dict[str, Any] = {"queries": len(q_ids), "candidates": len(c_ids), "pairs": len(pairs)}
     test = split_pairs(data, "test")
-    if test.numel() and dense is not None:
+    if test.numel() and listed is not None:
+        # The test links ranked among the test targets by the sparse probabilities (unlisted: 0).
+        row = torch.full((data["source"].num_nodes,), -1, dtype=torch.long)
+        col = torch.full((data["target"].num_nodes,), -1, dtype=torch.long)
+        row[queries], col[cands] = torch.arange(queries.numel()), torch.arange(cands.numel())
+        test_cpu = test.cpu()
+        ranks = sparse_ranks(listed.scores.cpu(), listed.index.cpu(), row[test_cpu[0]], col[test_cpu[1]])
+        metrics["test"] = {"pairs": int(test.size(1)), **ranked_metrics(ranks, tuple(config.eval.ks))}
+    elif test.numel() and dense is not None:
         # The test links ranked among the test targets, by the scores normalised over all candidates.
-        block = pair_block(dense, queries, cands, test, data["source"].num_nodes, data["target"].num_nodes)
-        ranks = ranks_from_scores(block)
-        metrics["test"] = {"pairs": int(test.size(1))}
-        for direction, prefix in (("s2t", ""), ("t2s", "t2s/")):
-            for name, value in metrics_from_ranks(ranks[direction], tuple(config.eval.ks)).items():
-                metrics["test"][prefix + name] = value
+        block, rows_, cols_ = pair_block(
+            dense, queries, cands, test, data["source"].num_nodes, data["target"].num_nodes
+        )
+        ranks = ranks_from_scores(block, rows_, cols_)
+        metrics["test"] = {"pairs": int(test.size(1)), **ranked_metrics(ranks, tuple(config.eval.ks))}
     elif test.numel():
         evaluation = evaluate_model(model, data, config, "test", csls=csls, progress=False)
         metrics["test"] = {"pairs": evaluation.pairs, **evaluation.metrics}
@@ -1043,6 +1066,7 @@ def align_model(
         "names_weight": names_weight if names is not None else None,
         "sinkhorn": sinkhorn,
         "sinkhorn_tau": sinkhorn_tau if sinkhorn else None,
+        "sinkhorn_top_k": (sinkhorn_top_k or None) if sinkhorn else None,
     }
     return AlignmentResult(pairs=pairs, candidates=candidates, metrics=metrics, options=options)
 
@@ -1079,6 +1103,7 @@ def align(
     pivot_score: float = 0.9,
     sinkhorn: int = 0,
     sinkhorn_tau: float = 0.02,
+    sinkhorn_top_k: int = 500,
     progress: bool = True,
     echo=None,
     command: str | None = None,
@@ -1161,6 +1186,7 @@ def align(
         known_pairs=known,
         sinkhorn=sinkhorn,
         sinkhorn_tau=sinkhorn_tau,
+        sinkhorn_top_k=sinkhorn_top_k,
         progress=progress,
     )
     result.run = run_result

@@ -80,13 +80,18 @@ def test_metrics_hand_values(tie_example):
         "hits@10",
         "mrr",
         "mr",
+        "tied_top",
         "t2s/hits@1",
         "t2s/hits@5",
         "t2s/hits@10",
         "t2s/mrr",
         "t2s/mr",
+        "t2s/tied_top",
     }
     assert all(isinstance(value, float) for value in res.values())
+    # s0's true target ties with t1 at the top, s2's with both others; no t2s truth ties at the top.
+    assert res["tied_top"] == pytest.approx(2 / 3)
+    assert res["t2s/tied_top"] == 0.0
     # s2t ranks [1.5, 1, 2]: a rank of 1.5 is not a Hits@1.
     assert res["hits@1"] == pytest.approx(1 / 3)
     assert res["hits@5"] == pytest.approx(1.0)
@@ -199,6 +204,7 @@ def test_csls_hand_check_and_hubness():
         "csls/t2s/hits@10",
         "csls/t2s/mrr",
         "csls/t2s/mr",
+        "csls/t2s/tied_top",
     }
 
 

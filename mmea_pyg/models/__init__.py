@@ -3,6 +3,7 @@
 from mmea_pyg.models.base import MODELS, AlignmentModel, build_model, register_model
 from mmea_pyg.models.clamea import CLAMEA
 from mmea_pyg.models.knowledge import KnowledgeEncoder
+from mmea_pyg.models.lightea import LightEA
 from mmea_pyg.models.mimea import MIMEA
 from mmea_pyg.models.ricea import RICEA
 
@@ -13,6 +14,7 @@ __all__ = [
     "RICEA",
     "AlignmentModel",
     "KnowledgeEncoder",
+    "LightEA",
     "build_model",
     "register_model",
 ]

@@ -21,7 +21,7 @@ from torch_geometric.data import HeteroData
 from mmea_pyg import __version__
 from mmea_pyg.config import Config
 from mmea_pyg.errors import MMEAError
-from mmea_pyg.evaluation import evaluate
+from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.io import UnsafeFileError, atomic_torch_save, resolve_device, safe_torch_load
 from mmea_pyg.models.base import AlignmentModel, build_model
 from mmea_pyg.training.iterative import propose_pseudo_seeds
@@ -144,8 +144,12 @@ class Trainer:
         self.log_stream = log_stream if log_stream is not None else sys.stdout
         seed_everything(config.train.seed)
         self.model: AlignmentModel = build_model(config, self.data).to(self.device)
+        params = list(self.model.parameters())
+        # A model without parameters (LightEA) gets an optimizer over nothing, so checkpoints keep one form.
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+            params or [torch.nn.Parameter(torch.zeros(0))],
+            lr=config.train.lr,
+            weight_decay=config.train.weight_decay,
         )
         self.generator = torch.Generator(device="cpu").manual_seed(config.train.seed)
         self.weights = loss_weights(config)
@@ -251,10 +255,13 @@ class Trainer:
         self.model.eval()
         try:
             chunk = self.config.eval.chunk_size
-            src = self.model.embed(self.data, "source", pairs[0], chunk)
-            tgt = self.model.embed(self.data, "target", pairs[1], chunk)
-            local = torch.arange(pairs.size(1), device=pairs.device).repeat(2, 1)
-            return evaluate(src, tgt, local, ks=tuple(self.config.eval.ks), csls_k=csls_k, chunk_size=chunk)
+            return evaluate_embedder(
+                lambda side, index: self.model.embed(self.data, side, index, chunk),
+                pairs,
+                ks=tuple(self.config.eval.ks),
+                csls_k=csls_k,
+                chunk_size=chunk,
+            )
         finally:
             self.model.train()
 
@@ -272,6 +279,8 @@ class Trainer:
         self.config.save(self.out / "config.yaml")
         if self.state.epoch == 0:  # a fresh run does not inherit the log of an earlier run in this folder
             (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        if not getattr(self.model, "trainable", True):
+            return self._fit_without_training()
         start_epoch = self.state.epoch
         bar = None
         if self.progress:
@@ -318,6 +327,31 @@ class Trainer:
                     break
         if bar is not None:
             bar.close()
+        return self.state
+
+    def _fit_without_training(self) -> TrainState:
+        """Models without a gradient step (LightEA): one call of ``model.fit`` on the training pairs,
+        then the same validation record and checkpoints as an epoch of training."""
+        started = time.time()
+        rounds = self.model.fit(self.train_pairs, chunk_size=self.config.eval.chunk_size)
+        self.state.epoch = 1
+        valid = self.evaluate(self.valid_pairs) if self.valid_pairs.numel() else {"mrr": 0.0}
+        self.state.elapsed = time.time() - started
+        self.state.best_valid_mrr, self.state.best_epoch = valid["mrr"], 1
+        record = {
+            "epoch": 1,
+            "time_s": round(self.state.elapsed, 2),
+            "loss": {},
+            "valid": {k: round(v, 6) for k, v in valid.items() if "/" not in k},
+            "pseudo_seeds": int(self.model.pseudo.size(1)),
+            "rounds": rounds,
+            "best_epoch": 1,
+        }
+        self.state.history.append(record)
+        self._log(record)
+        checkpoint = self._checkpoint()
+        atomic_torch_save({**checkpoint, "optimizer": None, "valid": valid}, self.out / "best.pt")
+        atomic_torch_save(checkpoint, self.out / "last.pt")
         return self.state
 
 

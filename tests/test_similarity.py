@@ -1,0 +1,90 @@
+"""Blocked top-k search, LightEA's sparse Sinkhorn and realistic ranks of a sparse score matrix, each
+checked against a dense computation or by hand."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mmea_pyg.alignment import ranks_from_scores, sinkhorn_scores, sparse_sinkhorn_candidates
+from mmea_pyg.similarity import column_best, sparse_ranks, sparse_sinkhorn, top_k_search
+
+
+def test_top_k_search_matches_a_full_sort_in_any_chunking():
+    gen = torch.Generator().manual_seed(0)
+    q, c = torch.randn(37, 8, generator=gen), torch.randn(23, 8, generator=gen)
+    values, index = top_k_search(q, c, 5, chunk_size=4)
+    full = F.normalize(q, dim=-1) @ F.normalize(c, dim=-1).T
+    expected = full.topk(5, dim=1)
+    assert torch.equal(index, expected.indices)
+    assert torch.allclose(values, expected.values)
+    assert top_k_search(q, c, 100)[0].shape == (37, 23)  # k clamped to the candidates
+
+
+def test_sparse_sinkhorn_with_every_candidate_listed_is_the_dense_sinkhorn():
+    gen = torch.Generator().manual_seed(1)
+    q, c = torch.randn(12, 6, generator=gen), torch.randn(9, 6, generator=gen)
+    values, index = top_k_search(q, c, 9)
+    sparse = sparse_sinkhorn(values, index, 9, iters=7, tau=0.1)
+    dense = sinkhorn_scores(q, c, tau=0.1, iters=7).exp()
+    assert torch.allclose(sparse, dense.gather(1, index), atol=1e-5)
+    # Each column then sums to 1 (the last normalisation), and unlisted entries are simply absent.
+    cols = torch.zeros(9).index_add_(0, index.reshape(-1), sparse.reshape(-1))
+    assert torch.allclose(cols, torch.ones(9), atol=1e-5)
+
+
+def test_sparse_sinkhorn_does_not_underflow_at_a_low_temperature():
+    values = torch.tensor([[-1.0, -0.99], [-0.98, -1.0]])
+    index = torch.tensor([[0, 1], [0, 1]])
+    probs = sparse_sinkhorn(values, index, 2, iters=3, tau=0.001)
+    assert torch.isfinite(probs).all() and probs.sum() > 0
+
+
+def test_sparse_candidates_shares_a_popular_target_out():
+    # Both queries prefer target 0; after normalisation the second query, which is less sure, moves to 1.
+    q = torch.tensor([[1.0, 0.0], [0.9, 0.436]])
+    c = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    plain = top_k_search(q, c, 2)[1][:, 0]
+    assert plain.tolist() == [0, 0]
+    found = sparse_sinkhorn_candidates(q, c, k=2, iters=20, tau=0.05)
+    assert found.index[:, 0].tolist() == [0, 1]
+    assert found.mutual.tolist() == [True, True]
+    assert torch.all(found.scores[:, 0] >= found.scores[:, 1])  # best first
+
+
+def test_column_best_by_hand():
+    values = torch.tensor([[0.9, 0.1], [0.8, 0.7], [0.2, 0.1]])
+    index = torch.tensor([[0, 1], [1, 0], [0, 2]])
+    # column 0: rows 0 (0.9), 1 (0.7), 2 (0.2) -> 0; column 1: rows 0 (0.1), 1 (0.8) -> 1; 2: row 2; 3: none.
+    assert column_best(values, index, 4).tolist() == [0, 1, 2, -1]
+
+
+def test_sparse_ranks_equal_dense_ranks_when_every_entry_is_listed():
+    gen = torch.Generator().manual_seed(2)
+    scores = torch.randint(0, 4, (6, 5), generator=gen).float() / 4  # many exact ties
+    values, index = scores.sort(dim=1, descending=True)
+    rows, cols = torch.tensor([0, 1, 2, 4]), torch.tensor([1, 1, 3, 0])  # target 1 in two pairs
+    sparse = sparse_ranks(values, index, rows, cols)
+    # Dense reference over the distinct rows and columns of the pairs.
+    r_ids, r_pos = torch.unique(rows, return_inverse=True)
+    c_ids, c_pos = torch.unique(cols, return_inverse=True)
+    dense = ranks_from_scores(scores[r_ids][:, c_ids], r_pos, c_pos)
+    for key in ("s2t", "t2s", "s2t_top_tie", "t2s_top_tie"):
+        assert torch.equal(sparse[key], dense[key]), key
+
+
+def test_sparse_ranks_count_unlisted_entries_as_zero():
+    # 3 queries x 4 candidates, 2 listed each; pairs (0, 0), (1, 3), (2, 2).
+    values = torch.tensor([[0.6, 0.4], [0.7, 0.3], [0.5, 0.5]])
+    index = torch.tensor([[1, 0], [0, 2], [0, 1]])
+    ranks = sparse_ranks(values, index, torch.tensor([0, 1, 2]), torch.tensor([0, 3, 2]))
+    # Evaluated columns {0, 2, 3}. Query 0: scores {0: .4, 2: 0, 3: 0}; truth 0 -> .4 is the best: 1.
+    # Query 1: {0: .7, 2: .3, 3: 0 (unlisted truth)}: two above, no tie: 3.
+    # Query 2: {0: .5, 2: 0 (truth), 3: 0}: one above, one tie: 2.5.
+    assert ranks["s2t"].tolist() == [1.0, 3.0, 2.5]
+    assert ranks["s2t_top_tie"].tolist() == [False, False, False]
+    # t2s, evaluated rows {0, 1, 2}. Column 0 (truth row 0, .4): rows 1 (.7) and 2 (.5) above: 3.
+    # Column 3 (truth row 1): nobody lists it, all three tie at 0: 1 + 0.5 * 2 = 2.
+    # Column 2 (truth row 2, 0): row 1 lists .3 above, row 0 ties at 0: 2.5.
+    assert ranks["t2s"].tolist() == [3.0, 2.0, 2.5]
+    assert ranks["t2s_top_tie"].tolist() == [False, True, False]
