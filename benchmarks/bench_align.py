@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from run_bench import REPO, RESULTS, display, run, write_text_atomic
+from run_bench import REPO, RESULTS, display, run_measured, write_text_atomic
 
 from mmea_pyg.pipeline import ALIGNMENT_JSON, describe_machine
 
@@ -32,6 +32,15 @@ SHARED = Path(os.environ.get("MMEA_EA_DATA", REPO.parent / "shared" / "ea"))
 FOLDERS = {
     "srprs-en-de": "jape/SRPRS_EN_DE_15K_V1",
     "openea-d-y-15k-v1": "openea/D_Y_15K_V1",
+    "contea-ja-en-base": "contea/JA-EN",
+}
+#: Benchmarks given by registered name (relations only: LightEA reads nothing else).
+NAMED = {"fb15k-db15k"}
+#: LightEA's relation-view width for English cross-KG pairs (its notebook: ent_dim // 3); cross-lingual
+#: pairs keep the default ent_dim // 2.
+LIGHTEA_SETS = {
+    "openea-d-y-15k-v1": ["lightea.rel_dim=341"],
+    "fb15k-db15k": ["lightea.rel_dim=341"],
 }
 #: Published structure-only figures (Hits@1, Hits@10, MRR) and where they come from; filled from the
 #: papers' tables (see docs), ``None`` where a paper does not report the dataset.
@@ -40,23 +49,61 @@ PUBLISHED: dict[str, list[tuple[str, float | None, float | None, float | None, s
 #: looser protocol (merged sup+ref links, a redrawn random 30% training split, pseudo seeds mined
 #: among the test entities, Sinkhorn over the test set).
 MEASURED_PEERS = {
-    "srprs-en-de": [("LightEA, public code, its protocol (measured here)", 0.614, 0.812, 0.683, "issue 12")]
+    "srprs-en-de": [("LightEA, public code, its protocol (measured here)", 0.614, 0.812, 0.683, "issue 12")],
+    "contea-ja-en-base": [
+        (
+            "LightEA, public code, ContEA's split, test pool (PEERS.md)",
+            0.783,
+            0.904,
+            0.828,
+            "shared/docs/PEERS.md",
+        )
+    ],
+    "fb15k-db15k": [
+        (
+            "LightEA, public code, our 20% split, test pool (PEERS.md)",
+            0.275,
+            0.517,
+            0.355,
+            "shared/docs/PEERS.md",
+        )
+    ],
 }
 
 
 #: The rows of a dataset: tag suffix, what is ranked, extra `mmea align --checkpoint` options.
 ADD_ONS = (
-    ("_sinkhorn", " + Sinkhorn (all unaligned)", ["--sinkhorn", "10"]),
+    ("_sinkhorn", " + Sinkhorn (all unaligned)", ["--sinkhorn", "10", "--sinkhorn-top-k", "0"]),
     ("_names", " + names", ["--names"]),
-    ("_names_sinkhorn", " + names + Sinkhorn", ["--names", "--sinkhorn", "10"]),
+    ("_names_sinkhorn", " + names + Sinkhorn", ["--names", "--sinkhorn", "10", "--sinkhorn-top-k", "0"]),
 )
+
+
+def _source(dataset: str) -> str:
+    if dataset in NAMED:
+        return dataset
+    folder = SHARED / FOLDERS[dataset]
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} not found: set MMEA_EA_DATA to the folder holding jape/ and openea/")
+    return str(folder)
+
+
+def bench_lightea(dataset: str, sets: list[str], skip_existing: bool) -> list[dict]:
+    """LightEA in the library under our protocol: ``mmea align --model lightea --sinkhorn 15`` (its
+    features, then its sparse Sinkhorn over each source's 500 best candidates among all unaligned
+    entities). The row's test figures rank the test links among the test targets by those scores."""
+    tag = f"{dataset}_lightea"
+    cmd = [sys.executable, "-m", "mmea_pyg.cli", "align", _source(dataset), "--model", "lightea"]
+    cmd += ["--sinkhorn", "15", "--out", str(RUNS / tag), "--quiet"]
+    for assignment in LIGHTEA_SETS.get(dataset, []) + sets:
+        cmd += ["--set", assignment]
+    what = "LightEA (library): its features + sparse Sinkhorn (top-500, all unaligned)"
+    return [_row(tag, dataset, what, cmd, RUNS / tag, skip_existing, None)]
 
 
 def bench_one(dataset: str, sets: list[str], skip_existing: bool) -> list[dict]:
     """The model row (training) and the add-on rows (same checkpoint) of ``dataset``."""
-    folder = SHARED / FOLDERS[dataset]
-    if not folder.is_dir():
-        raise SystemExit(f"{folder} not found: set MMEA_EA_DATA to the folder holding jape/ and openea/")
+    folder = _source(dataset)
     base = f"{dataset}_clamea"
     train = [sys.executable, "-m", "mmea_pyg.cli", "align", str(folder), "--out", str(RUNS / base), "--quiet"]
     for assignment in sets:
@@ -85,7 +132,7 @@ def _row(tag: str, dataset: str, what: str, cmd: list[str], out: Path, skip_exis
     if skip_existing and path.exists():
         print(f"{tag}: kept {path.relative_to(REPO)}", flush=True)
         return json.loads(path.read_text())
-    wall, peak, _ = run(cmd)
+    wall, peak, cpu, _ = run_measured(cmd)
     record = json.loads((out / ALIGNMENT_JSON).read_text())
     run_result = record["run"] or trained["run"]
     shown = display(cmd).replace(str(SHARED), "../shared/ea")
@@ -98,6 +145,7 @@ def _row(tag: str, dataset: str, what: str, cmd: list[str], out: Path, skip_exis
         "best_epoch": run_result["best_epoch"],
         "train_wall_s": run_result["timings"]["train"] if record["run"] else 0.0,
         "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
         "peak_rss_gib": round(peak, 2),
         "machine": describe_machine(run_result["machine"]),
         "modalities": run_result["modalities"],
@@ -122,6 +170,14 @@ def _order(record: dict) -> tuple:
     return (record["dataset"], suffixes.index(suffix) if suffix in suffixes else len(suffixes), record["tag"])
 
 
+def _tied(test: dict) -> str:
+    return f"{test['tied_top']:.4f}" if "tied_top" in test else "-"
+
+
+def _cpu(record: dict) -> str:
+    return f"{record['cpu_s']:.0f} s" if "cpu_s" in record else "-"
+
+
 def write_table(note: str = "") -> None:
     records = sorted((json.loads(p.read_text()) for p in ALIGN.glob("*.json")), key=_order)
     lines = [
@@ -134,20 +190,20 @@ def write_table(note: str = "") -> None:
         "protocol); P / R / F1 judge `alignment.tsv`, where every source without a training pair is aligned",
         "among *all* targets without a training pair (nothing looks at which entities are in the test set).",
         "",
-        "| dataset | what | Hits@1 | Hits@10 | MRR | P | R | F1 | wall | peak RSS | machine |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | what | Hits@1 | Hits@10 | MRR | tied at top | P | R | F1 | wall | CPU | peak RSS | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         t, a = r["metrics"]["test"], r["metrics"]["alignment"]
         lines.append(
             f"| {r['dataset']} | {r['what']} | {t['hits@1']:.4f} | {t['hits@10']:.4f} | {t['mrr']:.4f} | "
-            f"{a['precision']:.4f} | {a['recall']:.4f} | {a['f1']:.4f} | {r['wall_s'] / 60:.1f} min | "
-            f"{r['peak_rss_gib']} GiB | {r['machine']} |"
+            f"{_tied(t)} | {a['precision']:.4f} | {a['recall']:.4f} | {a['f1']:.4f} | {r['wall_s'] / 60:.1f} min | "
+            f"{_cpu(r)} | {r['peak_rss_gib']} GiB | {r['machine']} |"
         )
     for dataset in sorted({r["dataset"] for r in records}):
         for name, h1, h10, mrr, source in MEASURED_PEERS.get(dataset, []) + PUBLISHED.get(dataset, []):
             cells = " | ".join("-" if v is None else f"{v:.3f}" for v in (h1, h10, mrr))
-            lines.append(f"| {dataset} | {name} ({source}) | {cells} | - | - | - | - | - | - |")
+            lines.append(f"| {dataset} | {name} ({source}) | {cells} | - | - | - | - | - | - | - | - |")
     lines += [
         "",
         'Rows from one training run per dataset: "model" is CLAMEA\'s own embedding; the others add, at',
@@ -168,7 +224,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--datasets", nargs="+", default=list(FOLDERS), choices=sorted(FOLDERS))
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["srprs-en-de", "openea-d-y-15k-v1"],
+        choices=sorted({*FOLDERS, *NAMED}),
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["clamea", "lightea"],
+        choices=["clamea", "lightea"],
+        help="clamea: the recommended preset and its add-on rows; lightea: LightEA in the library",
+    )
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--skip-existing", action="store_true")
     parser.add_argument("--report-only", action="store_true")
@@ -176,7 +244,10 @@ def main() -> None:
     args = parser.parse_args()
     if not args.report_only:
         for dataset in args.datasets:
-            bench_one(dataset, args.sets, args.skip_existing)
+            if "lightea" in args.models:
+                bench_lightea(dataset, args.sets, args.skip_existing)
+            if "clamea" in args.models:
+                bench_one(dataset, args.sets, args.skip_existing)
     write_table(args.note)
     print(f"wrote {RESULTS / 'align.md'}")
 

@@ -37,6 +37,13 @@ write_text_atomic = atomic_write_text
 
 def run(cmd: list[str]) -> tuple[float, float, str]:
     """Run ``cmd``; return (wall seconds, peak RSS GiB of this child, stdout)."""
+    wall, peak, _, stdout = run_measured(cmd)
+    return wall, peak, stdout
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Run ``cmd``; return (wall seconds, peak RSS GiB, CPU seconds (user + system) of this child,
+    stdout)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, stdout=out, cwd=REPO)
@@ -47,7 +54,7 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}")
-    return wall, usage.ru_maxrss / 1024**2, stdout
+    return wall, usage.ru_maxrss / 1024**2, usage.ru_utime + usage.ru_stime, stdout
 
 
 def display(cmd: list[str]) -> str:

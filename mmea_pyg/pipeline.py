@@ -87,6 +87,8 @@ class Evaluation:
             target, ``t2s/...`` target -> source, ``csls/...`` CSLS re-scored where ``csls_k > 0``.
         csls_k: CSLS neighbourhood (0: none).
         seconds: Wall time of the evaluation (embedding, add-on and ranking).
+        ranked_among: Distinct target entities of the split, among which each source is ranked (the
+            scale of its Hits@k: validation and test figures rank among different numbers).
     """
 
     split: str
@@ -95,6 +97,7 @@ class Evaluation:
     metrics: dict[str, float]
     csls_k: int = 0
     seconds: float = 0.0
+    ranked_among: int = 0
 
 
 @dataclass
@@ -224,7 +227,8 @@ class RunResult:
             csls = f"  csls hits@1 {m['csls/hits@1']:.4f}" if "csls/hits@1" in m else ""
             lines.append(
                 f"{e.split:<5} {e.embedding:<28} hits@1 {m['hits@1']:.4f}  hits@10 "
-                f"{m.get('hits@10', float('nan')):.4f}  mrr {m['mrr']:.4f}{csls}  ({e.pairs:,} pairs)"
+                f"{m.get('hits@10', float('nan')):.4f}  mrr {m['mrr']:.4f}{csls}  ({e.pairs:,} pairs"
+                + (f", ranked among {e.ranked_among:,} {e.split} targets)" if e.ranked_among else ")")
             )
         return "\n".join(lines)
 
@@ -440,6 +444,7 @@ def evaluate_model(
         metrics=metrics,
         csls_k=csls_k,
         seconds=round(time.perf_counter() - started, 2),
+        ranked_among=int(torch.unique(pairs[1]).numel()),
     )
 
 
@@ -877,9 +882,12 @@ class AlignmentResult:
         ]
         if "test" in m:
             t = m["test"]
+            among = (
+                f", each ranked among the {t['ranked_among']:,} test targets" if "ranked_among" in t else ""
+            )
             lines.append(
-                f"test links ({t['pairs']:,}): hits@1 {t['hits@1']:.4f}  hits@10 {t.get('hits@10', float('nan')):.4f}"
-                f"  mrr {t['mrr']:.4f}"
+                f"test links ({t['pairs']:,}{among}): hits@1 {t['hits@1']:.4f}  hits@10 "
+                f"{t.get('hits@10', float('nan')):.4f}  mrr {t['mrr']:.4f}"
             )
         if "alignment" in m:
             a = m["alignment"]
@@ -1049,6 +1057,7 @@ def align_model(
         evaluation = evaluate_model(model, data, config, "test", csls=csls, progress=False)
         metrics["test"] = {"pairs": evaluation.pairs, **evaluation.metrics}
     if test.numel():
+        metrics["test"]["ranked_among"] = int(torch.unique(test[1]).numel())
         valid_sources = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
         judged = {
             (q_ids[r], c_ids[c])

@@ -157,6 +157,8 @@ class Trainer:
         self.train_pairs = aligned.edge_index[:, aligned.train_mask]
         self.valid_pairs = aligned.edge_index[:, aligned.valid_mask]
         self.test_pairs = aligned.edge_index[:, aligned.test_mask]
+        #: Distinct validation targets: what a validation Hits@k is ranked among (logged beside it).
+        self.valid_targets = int(torch.unique(self.valid_pairs[1]).numel())
         self.pseudo_pairs: Tensor | None = None
         self.state = TrainState()
 
@@ -308,6 +310,7 @@ class Trainer:
                     "time_s": round(self.state.elapsed, 2),
                     "loss": {k: round(v, 6) for k, v in losses.items()},
                     "valid": {k: round(v, 6) for k, v in valid.items() if "/" not in k},
+                    "valid_ranked_among": self.valid_targets,
                     "pseudo_seeds": 0 if self.pseudo_pairs is None else int(self.pseudo_pairs.size(1)),
                 }
                 self.state.history.append(record)
@@ -343,6 +346,7 @@ class Trainer:
             "time_s": round(self.state.elapsed, 2),
             "loss": {},
             "valid": {k: round(v, 6) for k, v in valid.items() if "/" not in k},
+            "valid_ranked_among": self.valid_targets,
             "pseudo_seeds": int(self.model.pseudo.size(1)),
             "rounds": rounds,
             "best_epoch": 1,

@@ -135,6 +135,14 @@ def test_lightea_through_the_pipeline_trains_nothing_and_its_checkpoint_gives_th
     )
     test = result.metrics("test")
     assert test["hits@1"] > 0.6 and 0.0 <= test["tied_top"] <= 1.0
+    # Each figure says what it is ranked among: the distinct targets of its split.
+    aligned_links = data["source", "aligned", "target"]
+    test_targets = int(aligned_links.edge_index[1, aligned_links.test_mask].unique().numel())
+    assert result.evaluation("test").ranked_among == test_targets
+    assert record["valid_ranked_among"] == int(
+        aligned_links.edge_index[1, aligned_links.valid_mask].unique().numel()
+    )
+    assert f"ranked among {test_targets:,} test targets" in result.summary()
     again = pipeline.evaluate_checkpoint(result.checkpoints["best"], data=data, progress=False)
     assert again.evaluation.metrics == result.evaluation("test").metrics
     # Its own scoring: the sparse Sinkhorn over all unaligned entities (no test knowledge).
@@ -142,4 +150,5 @@ def test_lightea_through_the_pipeline_trains_nothing_and_its_checkpoint_gives_th
     aligned = pipeline.align_model(model, data, config, sinkhorn=15, sinkhorn_top_k=20, progress=False)
     assert aligned.metrics["test"]["hits@1"] >= test["hits@1"] - 0.05
     assert aligned.options["sinkhorn_top_k"] == 20
+    assert aligned.metrics["test"]["ranked_among"] == test_targets and "tied_top" in aligned.metrics["test"]
     assert len(aligned.candidates) == 10 * aligned.metrics["queries"]  # --top-k, not the Sinkhorn's k
