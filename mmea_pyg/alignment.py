@@ -34,7 +34,7 @@ from torch import Tensor
 
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.evaluation import _mean_topk_similarity, _nearest, _score_block
-from mmea_pyg.similarity import column_best, sparse_sinkhorn, top_k_search
+from mmea_pyg.similarity import column_best, sinkhorn_top_k, top_k_search
 
 __all__ = [
     "Candidates",
@@ -156,8 +156,9 @@ def sparse_sinkhorn_candidates(
         )
     q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
     csls = None if r_q is None else (r_q, r_c)
-    values, index = top_k_search(q, c, k, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar)
-    probs = sparse_sinkhorn(values, index, c.size(0), iters=iters, tau=tau)
+    probs, index = sinkhorn_top_k(
+        q, c, k, iters=iters, tau=tau, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar
+    )
     order = torch.argsort(probs, dim=1, descending=True, stable=True)
     probs, index = probs.gather(1, order), index.gather(1, order)
     back = column_best(probs, index, c.size(0))

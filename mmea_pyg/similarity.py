@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["column_best", "sparse_ranks", "sparse_sinkhorn", "top_k_search"]
+__all__ = ["column_best", "sinkhorn_top_k", "sparse_ranks", "sparse_sinkhorn", "top_k_search"]
 
 
 @torch.no_grad()
@@ -109,6 +109,27 @@ def sparse_sinkhorn(
         log_p = log_p - torch.logsumexp(log_p, dim=1, keepdim=True)
         log_p = log_p - _column_logsumexp(log_p, index, num_cand)[index]
     return log_p.exp().to(values.dtype)
+
+
+@torch.no_grad()
+def sinkhorn_top_k(
+    query: Tensor,
+    cand: Tensor,
+    k: int = 500,
+    *,
+    iters: int = 15,
+    tau: float = 0.02,
+    normalise: bool = True,
+    chunk_size: int = 2048,
+    csls: tuple[Tensor, Tensor] | None = None,
+    bar=None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`top_k_search` then :func:`sparse_sinkhorn`: ``(probs, index)``, both :math:`(Q, k)`,
+    in the search's layout (best *similarity* first, not re-sorted by probability)."""
+    values, index = top_k_search(
+        query, cand, k, normalise=normalise, chunk_size=chunk_size, csls=csls, bar=bar
+    )
+    return sparse_sinkhorn(values, index, cand.size(0), iters=iters, tau=tau), index
 
 
 @torch.no_grad()

@@ -49,7 +49,7 @@ from torch_geometric.data import HeteroData
 
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.models.base import SIDES, AlignmentModel, register_model
-from mmea_pyg.similarity import sparse_sinkhorn, top_k_search
+from mmea_pyg.similarity import sinkhorn_top_k
 
 __all__ = ["LightEA", "LightEAGraph", "bootstrap_pairs", "lightea_features", "lightea_protocol"]
 
@@ -213,8 +213,7 @@ def bootstrap_pairs(
     Sinkhorn probability exceeds ``threshold``. Query :math:`(Q, D)`, candidates :math:`(C, D)`."""
     if query.size(0) == 0 or cand.size(0) == 0:
         return torch.empty(2, 0, dtype=torch.long)
-    values, index = top_k_search(query, cand, top_k, chunk_size=chunk_size)
-    probs = sparse_sinkhorn(values, index, cand.size(0), iters=iters, tau=tau)
+    probs, index = sinkhorn_top_k(query, cand, top_k, iters=iters, tau=tau, chunk_size=chunk_size)
     best, at = probs.max(dim=1)
     rows = (best > threshold).nonzero().view(-1)
     return torch.stack([rows, index[rows, at[rows]]])
@@ -417,8 +416,9 @@ def lightea_protocol(
             generator=generator,
             head_chunk=s.head_chunk,
         )
-        values, index = top_k_search(feats[test[0]], feats[right + graph.offset], s.top_k)
-        probs = sparse_sinkhorn(values, index, right.numel(), iters=s.sinkhorn_iters, tau=s.tau)
+        probs, index = sinkhorn_top_k(
+            feats[test[0]], feats[right + graph.offset], s.top_k, iters=s.sinkhorn_iters, tau=s.tau
+        )
         order = torch.argsort(probs, dim=1, descending=True, stable=True)
         ranked = index.gather(1, order)
         gold = torch.searchsorted(right, test[1])
