@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 from mmea_pyg.cli.options import (
+    POSITIVE_INT,
+    Count,
+    FiniteFloat,
     config_option,
+    epochs_option,
     mirror_option,
     model_option,
     quiet_option,
@@ -49,7 +53,11 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     help="Run folder for the checkpoints and the alignment files (default: runs/<name>_<model>_...).",
 )
 @click.option(
-    "--top-k", type=int, default=10, show_default=True, help="Candidates per source in candidates.tsv."
+    "--top-k",
+    type=POSITIVE_INT,
+    default=10,
+    show_default=True,
+    help="Candidates per source in candidates.tsv.",
 )
 @click.option(
     "--one-to-one",
@@ -58,18 +66,24 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     help="Each target used at most once: greedy over the top-k lists, or the optimal assignment (scipy, "
     "where the dense score matrix fits in memory).",
 )
-@click.option("--threshold", type=float, default=None, help="Drop pairs scoring below this.")
+@click.option("--threshold", type=FiniteFloat(), default=None, help="Drop pairs scoring below this.")
 @click.option("--csls", is_flag=True, help="Score by CSLS (eval.csls_k) instead of cosine.")
 @click.option(
     "--sinkhorn",
-    type=int,
+    type=Count(min=0),
     default=0,
     show_default=True,
     metavar="ITERS",
     help="Normalise the scores of all sources x all candidate targets by Sinkhorn iterations (an add-on; "
     "10 is a good value; 0: off). Dense: up to about 15,000 x 15,000 unaligned entities.",
 )
-@click.option("--sinkhorn-tau", type=float, default=0.02, show_default=True, help="Sinkhorn temperature.")
+@click.option(
+    "--sinkhorn-tau",
+    type=FiniteFloat(min=0, min_open=True),
+    default=0.02,
+    show_default=True,
+    help="Sinkhorn temperature (> 0).",
+)
 @click.option(
     "--names",
     is_flag=True,
@@ -90,7 +104,7 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     default=None,
     help="Share of the links known to the model, where the layout ships no split.",
 )
-@click.option("--epochs", type=int, default=None)
+@epochs_option
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto (CUDA when present), cpu or cuda[:N].")
 @quiet_option

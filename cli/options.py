@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from mmea_pyg.data.registry import DATASETS, EA_DATASETS, registered_names
+
+
+class FiniteFloat(click.FloatRange):
+    """A float that must be finite (``nan`` and ``inf`` are usage errors), within ``min``/``max`` where
+    given: click's :class:`~click.FloatRange` lets ``nan`` through, as every comparison with it is false."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a plain number such as 0.5", param, ctx)
+        return number
+
+
+class Count(click.IntRange):
+    """An integer of at least ``min`` (``--top-k``, ``--epochs``, ``--sinkhorn``)."""
+
+    name = "integer"
+
+
+#: A count that must be at least 1 (``--top-k``, ``--epochs``).
+POSITIVE_INT = Count(min=1)
 
 
 def _dataset_name_or_folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -48,6 +72,9 @@ text_model_option = click.option(
     "(default: the packaged all-MiniLM-L6-v2).",
 )
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+epochs_option = click.option(
+    "--epochs", type=POSITIVE_INT, default=None, help="Shortcut for --set train.epochs=N (N >= 1)."
+)
 model_option = click.option("--model", default=None, help="Model name: clamea (default), ricea or mimea.")
 config_option = click.option(
     "--config",

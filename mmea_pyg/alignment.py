@@ -26,6 +26,7 @@ and nothing here looks at which entities the validation or test links contain.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,7 @@ __all__ = [
     "Candidates",
     "assignment_from_scores",
     "candidates_from_scores",
+    "check_options",
     "greedy_one_to_one",
     "hungarian_one_to_one",
     "pair_block",
@@ -66,6 +68,32 @@ class Candidates:
     scores: Tensor
     index: Tensor
     mutual: Tensor
+
+
+def check_options(
+    top_k: int = 10,
+    one_to_one: str | None = None,
+    threshold: float | None = None,
+    sinkhorn: int = 0,
+    sinkhorn_tau: float = 0.02,
+) -> None:
+    """Refuse out-of-range alignment options (the ``mmea align`` flags of the same names) before any
+    work: ``top_k >= 1``, ``one_to_one`` in :data:`ONE_TO_ONE`, a finite ``threshold``, ``sinkhorn >= 0``
+    iterations and, with Sinkhorn, a finite temperature ``sinkhorn_tau > 0``.
+
+    Raises:
+        ConfigError: The first option out of range, named as its flag.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"--top-k must be an integer of at least 1, got {top_k!r}")
+    if one_to_one is not None and one_to_one not in ONE_TO_ONE:
+        raise ConfigError(f"--one-to-one must be one of {', '.join(ONE_TO_ONE)}, got {one_to_one!r}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise ConfigError(f"--threshold must be a finite number, got {threshold!r}")
+    if isinstance(sinkhorn, bool) or not isinstance(sinkhorn, int) or sinkhorn < 0:
+        raise ConfigError(f"--sinkhorn must be a number of iterations >= 0 (0: off), got {sinkhorn!r}")
+    if sinkhorn and not (math.isfinite(sinkhorn_tau) and sinkhorn_tau > 0):
+        raise ConfigError(f"--sinkhorn-tau must be a finite number > 0, got {sinkhorn_tau!r}")
 
 
 def _prepare(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int):

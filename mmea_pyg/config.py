@@ -295,6 +295,17 @@ def _known_keys(config: Config) -> str:
     return "known keys: " + ", ".join(keys)
 
 
+#: Lower bounds of the values a run cannot start without (checked when a config is built, so that a
+#: bad ``--set``/YAML value is refused before any folder is created or any data is built).
+AT_LEAST = {"train.epochs": 1, "train.eval_every": 1}
+
+
+def _check_minimum(key: str, value: Any, where: str) -> None:
+    low = AT_LEAST.get(key)
+    if low is not None and value < low:
+        raise ConfigError(f"{where}: must be at least {low}, got {value!r} (e.g. --set {key}={max(low, 10)})")
+
+
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
     """Coerce/validate ``value`` against a field annotation of the config dataclasses."""
     origin = typing.get_origin(annotation)
@@ -341,4 +352,5 @@ def _build(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> 
             kwargs[name] = _build(hint, value, source, prefix + name + ".")
         else:
             kwargs[name] = _check_type(value, hint, f"{source}: {prefix}{name}")
+            _check_minimum(prefix + name, kwargs[name], f"{source}: {prefix}{name}")
     return cls(**kwargs)

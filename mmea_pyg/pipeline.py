@@ -932,9 +932,9 @@ def align_model(
             then come from the normalised matrix.
     """
     from mmea_pyg.alignment import (
-        ONE_TO_ONE,
         assignment_from_scores,
         candidates_from_scores,
+        check_options,
         greedy_one_to_one,
         hungarian_one_to_one,
         pair_block,
@@ -946,8 +946,7 @@ def align_model(
     from mmea_pyg.evaluation import metrics_from_ranks
     from mmea_pyg.training.iterative import unaligned_candidates
 
-    if one_to_one is not None and one_to_one not in ONE_TO_ONE:
-        raise ConfigError(f"--one-to-one must be one of {', '.join(ONE_TO_ONE)}, got {one_to_one!r}")
+    check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau)
     model.eval()
     if names is not None:
         from mmea_pyg.training.names import NameAddOn
@@ -1096,6 +1095,9 @@ def align(
     the labels and keeps their character n-grams); when the graphs come without any training link, the
     mutual best name matches scoring at least ``pivot_score`` become the training links first.
     """
+    from mmea_pyg.alignment import check_options
+
+    check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau)  # before any training
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if checkpoint is not None:
         from mmea_pyg.training.trainer import load_checkpoint, load_model

@@ -1,5 +1,7 @@
-"""Every CLI error path the README names prints one line (``Error: ...``), no traceback, exit status 1;
-and a checkpoint built to run code when unpickled is refused without running it."""
+"""Every CLI error path the README names prints one line (``Error: ...``), no traceback, exit status 1
+(2 for a usage error: a command line click cannot parse, or an option value out of range), before any
+work starts and with nothing left behind; and a checkpoint built to run code when unpickled is refused
+without running it."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ def _malicious_checkpoint(path: Path, marker: Path) -> Path:
     return path
 
 
-def _one_line_error(result, *needles: str) -> str:
-    assert result.exit_code == 1, result.output
+def _one_line_error(result, *needles: str, status: int = 1) -> str:
+    """The one ``Error:`` line of a failed command (exit status ``status``: 1 for an error in the input,
+    2 for a usage error), checked to be the last line of stderr and to hold every one of ``needles``."""
+    assert result.exit_code == status, (result.exit_code, result.output)
     assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an escaped exception
     # Notices and progress bars may come before; the error is the last line, and the only one.
     lines = [line.strip() for line in result.stderr.replace("\r", "\n").splitlines() if line.strip()]
@@ -157,3 +161,87 @@ def test_no_file_is_left_half_written_by_a_failed_download(in_tmp: Path, fixture
     leftovers = [p for p in (in_tmp / "d").rglob("*") if p.name.endswith((".tmp", ".part"))]
     assert leftovers == [], leftovers
     assert os.path.isdir(in_tmp / "d")
+
+
+def _created(root: Path) -> list[str]:
+    """Every file and folder under ``root`` (relative paths, sorted)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+PARSE_TIME = {
+    "align --top-k 0": (["align", "fb15k-db15k", "--top-k", "0"], "--top-k"),
+    "align --top-k -1": (["align", "fb15k-db15k", "--top-k", "-1"], "--top-k"),
+    "align --top-k 0 --sinkhorn 5": (["align", "fb15k-db15k", "--top-k", "0", "--sinkhorn", "5"], "--top-k"),
+    "align --sinkhorn -1": (["align", "fb15k-db15k", "--sinkhorn", "-1"], "--sinkhorn"),
+    "align --sinkhorn-tau 0": (
+        ["align", "fb15k-db15k", "--sinkhorn", "5", "--sinkhorn-tau", "0"],
+        "--sinkhorn-tau",
+    ),
+    "align --sinkhorn-tau -1": (["align", "fb15k-db15k", "--sinkhorn-tau", "-1"], "--sinkhorn-tau"),
+    "align --sinkhorn-tau nan": (["align", "fb15k-db15k", "--sinkhorn-tau", "nan"], "--sinkhorn-tau"),
+    "align --threshold nan": (["align", "fb15k-db15k", "--threshold", "nan"], "--threshold"),
+    "align --threshold inf": (["align", "fb15k-db15k", "--threshold", "inf"], "--threshold"),
+    "align --threshold -inf": (["align", "fb15k-db15k", "--threshold=-inf"], "--threshold"),
+    "align --epochs 0": (["align", "fb15k-db15k", "--epochs", "0"], "--epochs"),
+    "align --epochs -1": (["align", "fb15k-db15k", "--epochs", "-1"], "--epochs"),
+    "train --epochs 0": (["train", "--epochs", "0"], "--epochs"),
+    "train --epochs -1": (["train", "--epochs", "-1"], "--epochs"),
+}
+
+
+@pytest.mark.parametrize("case", list(PARSE_TIME))
+def test_options_out_of_range_are_refused_before_anything_runs(case: str, in_tmp: Path, data_root: Path):
+    args, option = PARSE_TIME[case]
+    before = _created(in_tmp)
+    run = in_tmp / "run"
+    result = CliRunner().invoke(cli, [*args, "--out", str(run), "--root", str(data_root), "--quiet"])
+    _one_line_error(result, option, "mmea ", "--help", status=2)
+    assert not run.exists() and _created(in_tmp) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--set", "train.epochs=0"],
+        ["train", "--set", "train.eval_every=0"],
+        ["align", "fb15k-db15k", "--set", "train.epochs=-1"],
+    ],
+)
+def test_config_values_out_of_range_are_refused_before_anything_runs(args, in_tmp: Path, data_root: Path):
+    run = in_tmp / "run"
+    result = CliRunner().invoke(cli, [*args, "--out", str(run), "--root", str(data_root), "--quiet"])
+    _one_line_error(result, args[-1].split("=")[0], "must be at least 1")
+    assert not run.exists()
+
+
+def test_align_library_refuses_bad_options_before_training(in_tmp: Path, data_root: Path):
+    from mmea_pyg import pipeline
+    from mmea_pyg.errors import ConfigError
+
+    for options, flag in (
+        ({"top_k": 0, "sinkhorn": 5}, "--top-k"),
+        ({"sinkhorn": 5, "sinkhorn_tau": float("nan")}, "--sinkhorn-tau"),
+        ({"threshold": float("nan")}, "--threshold"),
+        ({"sinkhorn": -1}, "--sinkhorn"),
+    ):
+        with pytest.raises(ConfigError, match=flag):
+            pipeline.align("fb15k-db15k", out=in_tmp / "run", root=data_root, progress=False, **options)
+        assert not (in_tmp / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["nope"], "No such command 'nope'"),
+        (["--nope"], "No such option"),
+        (["train", "--nope"], "No such option"),
+        (["train", "--epochs", "many"], "--epochs"),
+        (["eval", "--split", "train"], "--split"),
+        (["align", "fb15k-db15k", "--one-to-one", "best"], "--one-to-one"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(args, needle: str, in_tmp: Path):
+    result = CliRunner().invoke(cli, args)
+    line = _one_line_error(result, needle, status=2)
+    assert result.stderr.strip() == line  # no Usage / Try block around it
+    assert "Usage:" not in result.output
