@@ -7,6 +7,7 @@ from mmea_pyg.cli.options import (
     POSITIVE_INT,
     Count,
     FiniteFloat,
+    check_latest_writable,
     config_option,
     epochs_option,
     mirror_option,
@@ -151,6 +152,8 @@ def align(
         if value is not None
     ]
     data_sets += ["data.trust_pickle=true"] if trust_pickle else []
+    if checkpoint is None:
+        check_latest_writable()
     result = pipeline.align(
         source,
         model=model,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from mmea_pyg.cli.options import (
+    check_latest_writable,
     config_option,
     epochs_option,
     mirror_option,
@@ -103,6 +104,7 @@ def train(
     )
     if resume and (Path(config.out) / "config.yaml").exists():
         config = Config.load(Path(config.out) / "config.yaml")
+    check_latest_writable()
     result = pipeline.train(
         config,
         resume=resume,

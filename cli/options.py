@@ -91,3 +91,14 @@ set_option = click.option(
     metavar="KEY=VALUE",
     help="Override any config value, e.g. --set train.epochs=50 --set model.structure=gat.",
 )
+
+
+def check_latest_writable() -> None:
+    """Before a run starts: ``runs/LATEST`` (the latest-run pointer of ``mmea eval`` / ``mmea report``,
+    written when the run ends) can be written in the working directory."""
+    from mmea_pyg.io import check_writable_dir
+    from mmea_pyg.pipeline import LATEST
+
+    check_writable_dir(
+        LATEST.parent, "folder of the latest-run pointer", "run mmea from a writable working directory"
+    )

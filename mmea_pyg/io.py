@@ -6,6 +6,9 @@ file in the destination's folder whose name is unique to the writer (``tempfile.
 renamed over the destination with :func:`os.replace`. A reader never sees a half-written file, an
 interrupted writer leaves the previous version whole, and two processes writing the same destination
 never share a temporary file (the last rename wins, whole).
+
+Before long work, :func:`check_writable_dir` makes sure a folder can be written (creating nothing), and
+:func:`made_dirs` removes the empty folders of a build that failed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import IO, Any
 
 import torch
 
-from mmea_pyg.errors import ConfigError, MMEAError
+from mmea_pyg.errors import ConfigError, MMEAError, NotWritableError
 
 
 class UnreadableFileError(MMEAError):
@@ -61,6 +64,60 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` (made absolute) or its nearest ancestor that exists: the folder a new ``path`` would be
+    created in."""
+    path = Path(path).expanduser().absolute()
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def check_writable_dir(path: str | os.PathLike, what: str, fix: str = "choose another folder") -> None:
+    """Make sure the folder ``path`` can be created (where missing) and written into, creating nothing:
+    a unique temporary file is created in ``path``'s nearest existing ancestor and removed at once.
+
+    Args:
+        path: The folder.
+        what: What the folder is, for the message (e.g. ``"run folder (--out)"``).
+        fix: How to fix it, for the message.
+
+    Raises:
+        NotWritableError: A file is in the way, or the nearest existing folder cannot be written (no
+            permission, read-only file system, ...); the message says which folder and why.
+    """
+    base = nearest_existing(path)
+    if not base.is_dir():
+        reason = f"{base} is a file, not a folder"
+    elif not os.access(base, os.W_OK | os.X_OK):
+        reason = f"no permission to write in {base}"
+    else:
+        try:
+            fd, probe = tempfile.mkstemp(dir=base, prefix=".mmea-write-check.", suffix=".tmp")
+        except OSError as exc:
+            reason = f"cannot write in {base} ({exc.strerror or exc})"
+        else:
+            os.close(fd)
+            os.unlink(probe)
+            return
+    raise NotWritableError(f"{what} {path}: {reason}; {fix}")
+
+
+@contextlib.contextmanager
+def made_dirs(path: str | os.PathLike) -> Iterator[Path]:
+    """Create the folder ``path`` (and missing parents) for the block; when the block raises, remove
+    again the folders this call created that are still empty (deepest first), so that a failed build
+    leaves no empty folder behind."""
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in missing:
+            with contextlib.suppress(OSError):  # not empty (another writer's files), or already gone
+                folder.rmdir()
         raise
 
 

@@ -44,7 +44,7 @@ from mmea_pyg import __version__
 from mmea_pyg.config import Config, ablation_slug
 from mmea_pyg.errors import ConfigError, MMEAError
 from mmea_pyg.evaluation import evaluate
-from mmea_pyg.io import atomic_write_json, atomic_write_text, resolve_device
+from mmea_pyg.io import atomic_write_json, atomic_write_text, check_writable_dir, resolve_device
 
 __all__ = [
     "AlignmentResult",
@@ -561,6 +561,12 @@ def train(
     )[0]
 
 
+def check_run_folder(out: str | os.PathLike) -> None:
+    """Refuse, before the data build and training, a run folder that cannot be written
+    (:func:`~mmea_pyg.io.check_writable_dir`; nothing is created)."""
+    check_writable_dir(out, "run folder (--out)", "pass another --out")
+
+
 def _fit(
     config: Config,
     data: HeteroData | None,
@@ -579,6 +585,7 @@ def _fit(
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if propagation:
         _check_propagation(config, "--propagation")
+    check_run_folder(config.out)
     started = time.perf_counter()
     if data is None:
         data = load_dataset(config, progress=progress)
@@ -1104,6 +1111,8 @@ def align(
 
         saved = load_checkpoint(checkpoint)
         cfg = Config.from_dict(saved["config"], source=str(checkpoint))
+        out_dir = Path(out) if out is not None else Path(checkpoint).parent
+        check_writable_dir(out_dir, "alignment folder (--out)", "pass another --out")
         if data is None:
             data = load_dataset(cfg, progress=progress, root=options.get("root"))
         net, cfg, _ = load_model(checkpoint, data, options.get("device") or "auto", checkpoint=saved)
@@ -1111,11 +1120,11 @@ def align(
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
         run_result = None
-        out_dir = Path(out) if out is not None else Path(checkpoint).parent
     else:
         cfg = make_config(
             model, None if source is None else str(source), config, overrides, (), out, **options
         )
+        check_run_folder(cfg.out)
         if data is None:
             data = load_dataset(cfg, progress=progress)
         vectors = _name_vectors(data, cfg, names, names_text, progress)

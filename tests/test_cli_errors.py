@@ -245,3 +245,101 @@ def test_usage_errors_are_one_line_with_status_2(args, needle: str, in_tmp: Path
     line = _one_line_error(result, needle, status=2)
     assert result.stderr.strip() == line  # no Usage / Try block around it
     assert "Usage:" not in result.output
+
+
+EA_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ea"
+
+
+def _blocker(root: Path) -> Path:
+    """A regular file: no folder can be created beneath it, not even by root (chmod would not stop the
+    tests, which may run as root)."""
+    blocker = root / "somefile"
+    blocker.write_text("not a folder\n")
+    return blocker
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["train", "--epochs", "1"], ["align", "fb15k-db15k", "--epochs", "1"]],
+    ids=["train", "align"],
+)
+def test_out_that_cannot_be_created_is_refused_before_the_build(args, in_tmp: Path, data_root: Path):
+    blocker = _blocker(in_tmp)
+    result = CliRunner().invoke(
+        cli, [*args, "--out", str(blocker / "run"), "--root", str(data_root), "--quiet"]
+    )
+    _one_line_error(result, "--out", str(blocker / "run"), f"{blocker} is a file, not a folder")
+    assert "run folder:" not in result.stderr  # training never started
+    assert not list(data_root.rglob("processed")) and not (in_tmp / "runs").exists()
+
+
+def test_out_without_write_permission_is_refused_before_the_build(in_tmp: Path, data_root: Path, monkeypatch):
+    locked = in_tmp / "locked"
+    locked.mkdir()
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path) == locked and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    result = CliRunner().invoke(
+        cli, ["train", "--epochs", "1", "--out", str(locked / "run"), "--root", str(data_root), "--quiet"]
+    )
+    _one_line_error(result, "--out", f"no permission to write in {locked}")
+    assert list(locked.iterdir()) == [] and not list(data_root.rglob("processed"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", str(EA_FIXTURES / "openea" / "D_Y_tiny")],
+        ["train", "--dataset", str(EA_FIXTURES / "openea" / "D_Y_tiny"), "--epochs", "1", "--out", "run"],
+    ],
+    ids=["info", "train"],
+)
+def test_data_root_that_cannot_be_written_is_refused_before_the_build(args, in_tmp: Path):
+    blocker = _blocker(in_tmp)
+    before = _created(in_tmp)
+    result = CliRunner().invoke(
+        cli, [*args, "--quiet"] if args[0] == "train" else args, env={"MMEA_DATA": str(blocker / "data")}
+    )
+    _one_line_error(result, "processed dataset folder", f"{blocker} is a file, not a folder", "$MMEA_DATA")
+    assert _created(in_tmp) == before
+
+
+def test_checkpoint_folder_that_cannot_be_written_is_refused_before_evaluating(in_tmp: Path, monkeypatch):
+    folder = in_tmp / "run"
+    folder.mkdir()
+    torch.save({"format": 1, "epoch": 1}, folder / "best.pt")
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, *a, **k: False if Path(p) == folder else real_access(p, mode, *a, **k)
+    )
+    result = CliRunner().invoke(cli, ["eval", "--checkpoint", str(folder / "best.pt")])
+    _one_line_error(result, "checkpoint folder", f"no permission to write in {folder}")
+
+
+def test_writable_check_creates_nothing(tmp_path: Path):
+    from mmea_pyg.errors import NotWritableError
+    from mmea_pyg.io import check_writable_dir
+
+    check_writable_dir(tmp_path / "a" / "b", "run folder")
+    assert list(tmp_path.iterdir()) == []
+    blocker = _blocker(tmp_path)
+    with pytest.raises(NotWritableError, match="is a file, not a folder"):
+        check_writable_dir(blocker, "run folder")
+    assert sorted(tmp_path.iterdir()) == [blocker]
+
+
+def test_a_failed_build_leaves_no_empty_folder(in_tmp: Path):
+    folder = in_tmp / "D_Y_bad"
+    shutil.copytree(EA_FIXTURES / "openea" / "D_Y_tiny", folder)
+    with (folder / "rel_triples_1").open("a") as handle:
+        handle.write("only-one-field\n")
+    data = in_tmp / "data"
+    data.mkdir()
+    result = CliRunner().invoke(cli, ["info", str(folder), "--root", str(data)])
+    _one_line_error(result, "rel_triples_1")
+    assert list(data.rglob("*")) == []
