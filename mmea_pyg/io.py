@@ -121,6 +121,16 @@ def made_dirs(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def temporary_sibling_dir(path: str | os.PathLike) -> Path:
+    """Create an empty folder with a unique temporary name beside ``path`` (``.<name>.<random>.tmp``,
+    the pattern of :func:`atomic_write`'s files, with the mode a plain ``mkdir`` would give), to fill
+    and then rename to ``path``. The parent folder must exist."""
+    path = Path(path)
+    folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

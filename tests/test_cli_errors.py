@@ -343,3 +343,121 @@ def test_a_failed_build_leaves_no_empty_folder(in_tmp: Path):
     result = CliRunner().invoke(cli, ["info", str(folder), "--root", str(data)])
     _one_line_error(result, "rel_triples_1")
     assert list(data.rglob("*")) == []
+
+
+def _histogram(mean: float | None = 0.5) -> dict:
+    return {"low": -1.0, "high": 1.0, "counts": [1, 3, 0, 2], "n": 6, "mean": mean}
+
+
+def _saved_result(run: Path) -> Path:
+    """A small but complete ``result.json`` in ``run``, as :meth:`RunResult.save` writes it."""
+    from mmea_pyg.pipeline import Evaluation, RunResult
+
+    metrics = {"hits@1": 0.5, "hits@10": 0.9, "mrr": 0.6, "mr": 3.0}
+    result = RunResult(
+        dataset="toy",
+        model="clamea",
+        config={},
+        seed=0,
+        split_seed=0,
+        modalities=["r"],
+        best_epoch=2,
+        epochs=2,
+        evaluations=[Evaluation("valid", "model", 10, metrics), Evaluation("test", "model", 20, metrics)],
+        history=[
+            {"epoch": e, "loss": {"total": 1.0 / e}, "valid": metrics, "pseudo_seeds": 0} for e in (1, 2)
+        ],
+        diagnostics={
+            "split": "test",
+            "scores": {"match": _histogram(), "hardest non-match": _histogram(None)},
+            "modality_weights": {"w_r": {"r": _histogram()}},
+        },
+        run_dir=str(run),
+    )
+    return result.save()
+
+
+MALFORMED = {
+    "a number where a list is": ({"history": 5}, "history must be a list"),
+    "a string where a mapping is": ({"diagnostics": "none"}, "diagnostics must be a mapping"),
+    "a list where a number is": ({"best_epoch": [2]}, "best_epoch must be an integer"),
+    "a nested string where a mapping is": (
+        {"history": [{"epoch": 1, "loss": "low"}]},
+        "history[0].loss must be a mapping",
+    ),
+    "a histogram without counts": (
+        {"diagnostics": {"scores": {"match": {"low": 0.0, "high": 1.0, "n": 1, "mean": 0.1}}}},
+        "diagnostics.scores.match lacks counts",
+    ),
+    "an evaluation missing fields": ({"evaluations": [{"split": "test"}]}, "evaluations[0] lacks"),
+    "a boolean where a number is": (
+        {"evaluations": [{"split": "test", "embedding": "model", "pairs": True, "metrics": {}}]},
+        "evaluations[0].pairs must be an integer",
+    ),
+    "an unknown field": ({"colour": "red"}, "unknown field(s) colour"),
+    "not a mapping": (None, "not an mmea-pyg run result"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_report_refuses_a_malformed_result_and_writes_nothing(case: str, in_tmp: Path):
+    import json
+
+    change, needle = MALFORMED[case]
+    path = _saved_result(in_tmp / "run")
+    values = json.loads(path.read_text())
+    path.write_text(json.dumps([] if change is None else {**values, **change}))
+    before = _created(in_tmp)
+    result = CliRunner().invoke(cli, ["report", str(in_tmp / "run")])
+    _one_line_error(result, str(path), needle)
+    assert _created(in_tmp) == before
+
+
+def test_report_refuses_a_folder_named_result_json(in_tmp: Path):
+    (in_tmp / "run" / "result.json").mkdir(parents=True)
+    result = CliRunner().invoke(cli, ["report", str(in_tmp / "run")])
+    _one_line_error(result, "result.json", "is not a file")
+    assert not (in_tmp / "run" / "report").exists()
+
+
+def test_report_writes_all_files_or_none(in_tmp: Path, monkeypatch):
+    from mmea_pyg import report
+    from mmea_pyg.pipeline import RunResult
+
+    run = in_tmp / "run"
+    _saved_result(run)
+    result = CliRunner().invoke(cli, ["report", str(run)])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (run / "report").iterdir())
+    assert written == sorted([f"{key}.png" for key in report.PLOTS] + ["report.md"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the scores plot broke")
+
+    monkeypatch.setattr(report, "_plot_scores", broken)  # the last plot: the others are written first
+    with pytest.raises(RuntimeError, match="broke"):
+        report.write_report(RunResult.load(run), in_tmp / "fresh" / "report")
+    assert not (in_tmp / "fresh").exists()  # nothing, not even the parent folder
+    with pytest.raises(RuntimeError, match="broke"):
+        report.write_report(RunResult.load(run), run / "report")
+    assert sorted(p.name for p in run.iterdir()) == ["report", "result.json"]  # no temporary folder
+    assert sorted(p.name for p in (run / "report").iterdir()) == written  # the earlier report is whole
+
+
+def test_report_into_an_existing_folder_replaces_its_own_files_only(in_tmp: Path):
+    from mmea_pyg.pipeline import RunResult
+
+    run = in_tmp / "run"
+    _saved_result(run)
+    out = in_tmp / "shared"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    (out / "modality_weights.png").write_bytes(b"stale plot")
+    loaded = RunResult.load(run)
+    loaded.diagnostics = {"split": "test", "scores": {"match": _histogram()}}  # no modality weights
+    paths = loaded.report(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in paths] + ["notes.txt"])
+    assert (
+        "modality_weights.png" not in {p.name for p in paths} and (out / "notes.txt").read_text() == "mine\n"
+    )
+    assert not [p for p in in_tmp.iterdir() if p.name.endswith(".tmp")]
