@@ -227,12 +227,7 @@ class Config:
             raise ConfigError(
                 f"config {str(path)!r} is neither a file nor a preset; presets: {', '.join(preset_names())}"
             )
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {path} not found") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        values = _read_yaml(path)
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, eval)")
         return cls.from_dict(values, source=str(path))
@@ -283,6 +278,39 @@ class Config:
     @property
     def split_seed(self) -> int:
         return self.train.seed if self.data.split_seed is None else self.data.split_seed
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in ``path`` (``{}`` when empty), read as UTF-8 with PyYAML's safe loader.
+
+    Raises:
+        ConfigError: The file is missing or unreadable, not UTF-8, or not valid YAML, in one line
+            naming the file and, where there is one, the line and column.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        context = getattr(exc, "context", None)
+        detail = f"{problem} ({' '.join(context.split())})" if context else problem
+        raise ConfigError(
+            f"{where}: not valid YAML: {detail}; fix that line (indentation, quotes, a missing ':')"
+        ) from None
 
 
 def _known_keys(config: Config) -> str:

@@ -461,3 +461,22 @@ def test_report_into_an_existing_folder_replaces_its_own_files_only(in_tmp: Path
         "modality_weights.png" not in {p.name for p in paths} and (out / "notes.txt").read_text() == "mine\n"
     )
     assert not [p for p in in_tmp.iterdir() if p.name.endswith(".tmp")]
+
+
+BAD_CONFIGS = {
+    "latin-1 bytes": ("train:\n  epochs: 5\nmodel:\n  name: café\n".encode("latin-1"), "line 4: not UTF-8"),
+    "a tab for indentation": (b"train:\n\tepochs: 5\n", "line 2, column 1: not valid YAML"),
+    "an unclosed list": (b"train:\n  ks: [1, 5\nmodel:\n  dim: 8\n", "line 3, column 6: not valid YAML"),
+    "a mapping inside a value": (b"train:\n  epochs: 5: 6\n", "line 2, column 12: not valid YAML"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_unreadable_config_file_is_one_line_naming_its_line(case: str, in_tmp: Path, data_root: Path):
+    content, needle = BAD_CONFIGS[case]
+    (in_tmp / "bad.yaml").write_bytes(content)
+    result = CliRunner().invoke(
+        cli, ["train", "--config", "bad.yaml", "--out", "run", "--root", str(data_root), "--quiet"]
+    )
+    _one_line_error(result, "bad.yaml", needle)
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["bad.yaml", "data"]
