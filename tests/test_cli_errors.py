@@ -480,3 +480,55 @@ def test_unreadable_config_file_is_one_line_naming_its_line(case: str, in_tmp: P
     )
     _one_line_error(result, "bad.yaml", needle)
     assert sorted(p.name for p in in_tmp.iterdir()) == ["bad.yaml", "data"]
+
+
+@pytest.fixture
+def trained_checkpoint(in_tmp: Path, data_root: Path) -> Path:
+    """``best.pt`` of a one-epoch run on the fixture benchmark."""
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--root", str(data_root), "--ratio", "0.5", "--epochs", "1", "--out", "run", "--quiet"]
+        + ["--set", "train.transe_batch_size=8", "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    return in_tmp / "run" / "best.pt"
+
+
+def _changed(checkpoint: Path, path: Path, pick, change) -> str:
+    """Copy ``checkpoint`` to ``path`` with ``change`` applied to the first model tensor for which
+    ``pick(name, tensor)`` holds; returns the tensor's name."""
+    saved = torch.load(checkpoint, weights_only=True)
+    name = next(k for k, v in saved["model"].items() if pick(k, v))
+    saved["model"][name] = change(saved["model"][name])
+    torch.save(saved, path)
+    return name
+
+
+def test_checkpoint_with_a_resized_tensor_is_one_line_naming_it(trained_checkpoint: Path, data_root: Path):
+    bad = trained_checkpoint.parent / "resized.pt"
+    name = _changed(
+        trained_checkpoint,
+        bad,
+        lambda k, v: k.endswith(".weight") and v.dim() == 2,
+        lambda v: torch.cat([v, v[:1]]),  # one row more
+    )
+    for args in (["eval", "--checkpoint", str(bad)], ["align", "--checkpoint", str(bad), "--quiet"]):
+        before = _created(trained_checkpoint.parent)
+        result = CliRunner().invoke(cli, [*args, "--root", str(data_root)])
+        _one_line_error(result, "resized.pt", f"tensor {name} has shape", "needs")
+        assert _created(trained_checkpoint.parent) == before  # no eval_test.json, no alignment files
+
+
+def test_checkpoint_whose_pseudo_anchors_grew_still_loads(trained_checkpoint: Path, data_root: Path):
+    """The pseudo anchors' size is the checkpoint's to decide (they grow during training)."""
+    grown = trained_checkpoint.parent / "grown.pt"
+    _changed(
+        trained_checkpoint,
+        grown,
+        lambda k, v: k.endswith("pseudo_anchors"),
+        lambda v: torch.tensor([[0, 1, 2], [0, 1, 2]]),
+    )
+    result = CliRunner().invoke(
+        cli, ["eval", "--checkpoint", str(grown), "--root", str(data_root), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
