@@ -532,3 +532,12 @@ def test_checkpoint_whose_pseudo_anchors_grew_still_loads(trained_checkpoint: Pa
         cli, ["eval", "--checkpoint", str(grown), "--root", str(data_root), "--quiet"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_negative_relation_id_is_one_line_and_builds_nothing(in_tmp: Path):
+    folder = in_tmp / "JA-EN"
+    shutil.copytree(EA_FIXTURES / "contea" / "JA-EN_tiny", folder)
+    (folder / "rel_dict").write_text("0\thttp://a\n-1\thttp://b\n")
+    result = CliRunner().invoke(cli, ["info", str(folder), "--root", str(in_tmp / "data")])
+    _one_line_error(result, "rel_dict, line 2", "id -1 is out of range")
+    assert not (in_tmp / "data").exists()
