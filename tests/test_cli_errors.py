@@ -541,3 +541,18 @@ def test_negative_relation_id_is_one_line_and_builds_nothing(in_tmp: Path):
     result = CliRunner().invoke(cli, ["info", str(folder), "--root", str(in_tmp / "data")])
     _one_line_error(result, "rel_dict, line 2", "id -1 is out of range")
     assert not (in_tmp / "data").exists()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_non_finite_image_features_are_one_line_and_cache_nothing(bad: float, in_tmp: Path):
+    import numpy as np
+
+    folder = in_tmp / "mea"
+    shutil.copytree(EA_FIXTURES / "meaformer" / "npz", folder)
+    npz = folder / "zh_en_id_img_feature_dict.npz"
+    vectors = dict(np.load(npz))
+    vectors["2"] = np.full(4, bad, dtype=np.float32)
+    np.savez(npz, **vectors)
+    result = CliRunner().invoke(cli, ["info", str(folder), "--root", str(in_tmp / "data")])
+    _one_line_error(result, "zh_en_id_img_feature_dict.npz", "id 2 contains NaN or infinite values")
+    assert not (in_tmp / "data").exists()

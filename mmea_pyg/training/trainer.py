@@ -222,9 +222,15 @@ class Trainer:
             loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
             if not torch.isfinite(loss):
                 bad = {k: float(v.detach()) for k, v in terms.items()}
+                last = self.out / "last.pt"
+                kept = (
+                    f"the last good checkpoint is {last}"
+                    if last.is_file()
+                    else "no checkpoint was written yet"
+                )
                 raise TrainingDivergedError(
-                    f"loss became non-finite at epoch {self.state.epoch + 1} ({bad}); the last good checkpoint "
-                    f"is {self.out / 'last.pt'}. Lower train.lr or set train.grad_clip (e.g. --set train.grad_clip=1.0)"
+                    f"loss became non-finite at epoch {self.state.epoch + 1} ({bad}); {kept}. Lower train.lr or "
+                    "set train.grad_clip (e.g. --set train.grad_clip=1.0)"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
