@@ -7,7 +7,9 @@ renamed over the destination with :func:`os.replace`. A reader never sees a half
 interrupted writer leaves the previous version whole, and two processes writing the same destination
 never share a temporary file (the last rename wins, whole).
 
-Before long work, :func:`check_writable_dir` makes sure a folder can be written (creating nothing), and
+Temporary files left by an interrupted write (``kill -9``) are removed by the next write into the same
+folder once they are :data:`STALE_AFTER_SECONDS` old (:func:`remove_stale_temporaries`). Before long
+work, :func:`check_writable_dir` makes sure a folder can be written (creating nothing), and
 :func:`made_dirs` removes the empty folders of a build that failed.
 """
 
@@ -17,7 +19,10 @@ import contextlib
 import json
 import os
 import pickle
+import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -52,6 +57,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         if hasattr(os, "fchmod"):  # mkstemp's private 0600 -> the mode open() would have given
@@ -65,6 +71,40 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: A temporary file (or folder) of an interrupted write older than this many seconds is removed by the
+#: next write into its folder: a live writer keeps its file's modification time fresh.
+STALE_AFTER_SECONDS = 600
+#: The names this module gives temporary files and folders: ``.<name>.<8 random characters>.tmp``.
+TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike, older_than: float = STALE_AFTER_SECONDS
+) -> list[Path]:
+    """Remove the temporary files and folders of interrupted writes in ``folder`` (named as
+    :data:`TEMPORARY_NAME`, unchanged for ``older_than`` seconds), such as the 0-byte ``*.tmp`` a
+    ``kill -9`` leaves; returns what was removed. Anything that cannot be removed is left alone."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    now, removed = time.time(), []
+    for entry in entries:
+        if not TEMPORARY_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:  # removed meanwhile by another writer, or not ours to remove
+            continue
+        removed.append(Path(entry.path))
+    return removed
 
 
 def nearest_existing(path: str | os.PathLike) -> Path:
@@ -126,6 +166,7 @@ def temporary_sibling_dir(path: str | os.PathLike) -> Path:
     the pattern of :func:`atomic_write`'s files, with the mode a plain ``mkdir`` would give), to fill
     and then rename to ``path``. The parent folder must exist."""
     path = Path(path)
+    remove_stale_temporaries(path.parent)
     folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     os.chmod(folder, 0o777 & ~_umask())
     return folder
