@@ -71,7 +71,21 @@ text_model_option = click.option(
     help="Text encoder of the attribute sentences: a local folder or Hugging Face id "
     "(default: the packaged all-MiniLM-L6-v2).",
 )
-quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """``--quiet`` also hides the progress bars of the text encoder's libraries (transformers)."""
+    del ctx, param
+    if value:
+        from mmea_pyg.data.features.text import hide_progress_bars
+
+        hide_progress_bars()
+    return value
+
+
+quiet_option = click.option(
+    "--quiet", is_flag=True, callback=_quiet, help="No progress bars (the text encoder's included)."
+)
 epochs_option = click.option(
     "--epochs", type=POSITIVE_INT, default=None, help="Shortcut for --set train.epochs=N (N >= 1)."
 )

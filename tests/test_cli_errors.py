@@ -556,3 +556,19 @@ def test_non_finite_image_features_are_one_line_and_cache_nothing(bad: float, in
     result = CliRunner().invoke(cli, ["info", str(folder), "--root", str(in_tmp / "data")])
     _one_line_error(result, "zh_en_id_img_feature_dict.npz", "id 2 contains NaN or infinite values")
     assert not (in_tmp / "data").exists()
+
+
+def test_quiet_hides_the_text_encoders_weight_loading_bar(in_tmp: Path, data_root: Path, monkeypatch):
+    from huggingface_hub.utils import enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    enable_progress_bars()  # an earlier --quiet in this process may have hidden them
+    transformers_logging.enable_progress_bar()
+    result = CliRunner().invoke(
+        cli,
+        ["train", "--root", str(data_root), "--ratio", "0.5", "--epochs", "1", "--out", "run", "--quiet"]
+        + ["--set", "train.transe_batch_size=8", "--device", "cpu"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Loading weights" not in result.stderr and "%|" not in result.stderr, result.stderr
