@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 from mmea_pyg.cli.options import (
+    POSITIVE_INT,
+    Count,
+    FiniteFloat,
+    check_latest_writable,
     config_option,
+    epochs_option,
     mirror_option,
     model_option,
     quiet_option,
@@ -49,7 +54,11 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     help="Run folder for the checkpoints and the alignment files (default: runs/<name>_<model>_...).",
 )
 @click.option(
-    "--top-k", type=int, default=10, show_default=True, help="Candidates per source in candidates.tsv."
+    "--top-k",
+    type=POSITIVE_INT,
+    default=10,
+    show_default=True,
+    help="Candidates per source in candidates.tsv.",
 )
 @click.option(
     "--one-to-one",
@@ -58,18 +67,24 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     help="Each target used at most once: greedy over the top-k lists, or the optimal assignment (scipy, "
     "where the dense score matrix fits in memory).",
 )
-@click.option("--threshold", type=float, default=None, help="Drop pairs scoring below this.")
+@click.option("--threshold", type=FiniteFloat(), default=None, help="Drop pairs scoring below this.")
 @click.option("--csls", is_flag=True, help="Score by CSLS (eval.csls_k) instead of cosine.")
 @click.option(
     "--sinkhorn",
-    type=int,
+    type=Count(min=0),
     default=0,
     show_default=True,
     metavar="ITERS",
     help="Normalise the scores of all sources x all candidate targets by Sinkhorn iterations (an add-on; "
     "10-15 is a good value; 0: off), over each source's --sinkhorn-top-k best candidates.",
 )
-@click.option("--sinkhorn-tau", type=float, default=0.02, show_default=True, help="Sinkhorn temperature.")
+@click.option(
+    "--sinkhorn-tau",
+    type=FiniteFloat(min=0, min_open=True),
+    default=0.02,
+    show_default=True,
+    help="Sinkhorn temperature (> 0).",
+)
 @click.option(
     "--sinkhorn-top-k",
     type=click.IntRange(min=0),
@@ -98,7 +113,7 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     default=None,
     help="Share of the links known to the model, where the layout ships no split.",
 )
-@click.option("--epochs", type=int, default=None)
+@epochs_option
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto (CUDA when present), cpu or cuda[:N].")
 @quiet_option
@@ -146,6 +161,8 @@ def align(
         if value is not None
     ]
     data_sets += ["data.trust_pickle=true"] if trust_pickle else []
+    if checkpoint is None:
+        check_latest_writable()
     result = pipeline.align(
         source,
         model=model,

@@ -43,9 +43,14 @@ def evaluate_command(metric, checkpoint, split, csls, propagation, as_json, devi
     """Rank each test source entity among all test target entities (and the reverse)."""
     from mmea_pyg import pipeline
     from mmea_pyg.evaluation import parse_metric, select_metric
+    from mmea_pyg.io import check_writable_dir
 
     parse_metric(metric)  # fail fast on a bad name
     path = Path(checkpoint) if checkpoint else pipeline.latest_run() / "best.pt"
+    if path.is_file():  # eval_<split>.json goes beside it; a missing file is reported by the evaluation
+        check_writable_dir(
+            path.parent, "checkpoint folder (where eval_<split>.json goes)", "copy the run elsewhere"
+        )
     result = pipeline.evaluate_checkpoint(
         path, split, csls=csls, propagation=propagation, device=device, root=root, progress=not quiet
     )

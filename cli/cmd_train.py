@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 from mmea_pyg.cli.options import (
+    check_latest_writable,
     config_option,
+    epochs_option,
     mirror_option,
     model_option,
     quiet_option,
@@ -51,7 +53,7 @@ from mmea_pyg.data.registry import DATASETS
     default=None,
     help="Run folder (default: runs/<dataset>_<model>_r<ratio>_s<seed>[_ablations]).",
 )
-@click.option("--epochs", type=int, default=None, help="Shortcut for --set train.epochs=N.")
+@epochs_option
 @click.option(
     "--seed", type=int, default=None, help="Shortcut for --set train.seed=N (also seeds the split)."
 )
@@ -102,6 +104,7 @@ def train(
     )
     if resume and (Path(config.out) / "config.yaml").exists():
         config = Config.load(Path(config.out) / "config.yaml")
+    check_latest_writable()
     result = pipeline.train(
         config,
         resume=resume,

@@ -9,19 +9,53 @@ import click
 from mmea_pyg import __version__
 from mmea_pyg.errors import MMEAError
 
+#: Exit status of an error in the input (a file, a value, a run): :class:`MMEAError`.
+EXIT_ERROR = 1
+#: Exit status of a command line click cannot parse or whose option values are out of range.
+EXIT_USAGE = 2
+
+
+class OneLineUsageError(click.ClickException):
+    """A click usage error told in one line (``Error: ...``, no usage block), exit status
+    :data:`EXIT_USAGE`."""
+
+    exit_code = EXIT_USAGE
+
+    @classmethod
+    def of(cls, exc: click.UsageError) -> OneLineUsageError:
+        """The one-line form of ``exc``: the command, the message and where to read the options."""
+        ctx = exc.ctx
+        if ctx is None:
+            return cls(exc.format_message())
+        message = exc.format_message().rstrip(".")
+        return cls(f"{ctx.command_path}: {message} (see '{ctx.command_path} --help')")
+
 
 class _Group(click.Group):
-    """Turns :class:`~mmea_pyg.errors.MMEAError` into a one-line message and exit status 1."""
+    """Turns :class:`~mmea_pyg.errors.MMEAError` into a one-line message and exit status
+    :data:`EXIT_ERROR`, and click's usage errors into one line and exit status :data:`EXIT_USAGE`."""
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:  # `mmea` alone: the help page, as click shows it
+            raise
+        except click.UsageError as exc:
+            raise OneLineUsageError.of(exc) from None
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a command's own options, or an unknown command
+            raise OneLineUsageError.of(exc) from None
         except MMEAError as exc:
             click.secho(f"Error: {exc}", fg="red", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_ERROR)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("mmea", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mmea")
 def cli() -> None:
     """Multimodal entity alignment on PyTorch Geometric."""

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
 from mmea_pyg.data.registry import DATASETS, EA_DATASETS, registered_names
+
+
+class FiniteFloat(click.FloatRange):
+    """A float that must be finite (``nan`` and ``inf`` are usage errors), within ``min``/``max`` where
+    given: click's :class:`~click.FloatRange` lets ``nan`` through, as every comparison with it is false."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; give a plain number such as 0.5", param, ctx)
+        return number
+
+
+class Count(click.IntRange):
+    """An integer of at least ``min`` (``--top-k``, ``--epochs``, ``--sinkhorn``)."""
+
+    name = "integer"
+
+
+#: A count that must be at least 1 (``--top-k``, ``--epochs``).
+POSITIVE_INT = Count(min=1)
 
 
 def _dataset_name_or_folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -47,7 +71,24 @@ text_model_option = click.option(
     help="Text encoder of the attribute sentences: a local folder or Hugging Face id "
     "(default: the packaged all-MiniLM-L6-v2).",
 )
-quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """``--quiet`` also hides the progress bars of the text encoder's libraries (transformers)."""
+    del ctx, param
+    if value:
+        from mmea_pyg.data.features.text import hide_progress_bars
+
+        hide_progress_bars()
+    return value
+
+
+quiet_option = click.option(
+    "--quiet", is_flag=True, callback=_quiet, help="No progress bars (the text encoder's included)."
+)
+epochs_option = click.option(
+    "--epochs", type=POSITIVE_INT, default=None, help="Shortcut for --set train.epochs=N (N >= 1)."
+)
 model_option = click.option(
     "--model", default=None, help="Model name: clamea (default), ricea, mimea or lightea (no training)."
 )
@@ -66,3 +107,14 @@ set_option = click.option(
     metavar="KEY=VALUE",
     help="Override any config value, e.g. --set train.epochs=50 --set model.structure=gat.",
 )
+
+
+def check_latest_writable() -> None:
+    """Before a run starts: ``runs/LATEST`` (the latest-run pointer of ``mmea eval`` / ``mmea report``,
+    written when the run ends) can be written in the working directory."""
+    from mmea_pyg.io import check_writable_dir
+    from mmea_pyg.pipeline import LATEST
+
+    check_writable_dir(
+        LATEST.parent, "folder of the latest-run pointer", "run mmea from a writable working directory"
+    )

@@ -26,6 +26,7 @@ and nothing here looks at which entities the validation or test links contain.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "Candidates",
     "assignment_from_scores",
     "candidates_from_scores",
+    "check_options",
     "greedy_one_to_one",
     "hungarian_one_to_one",
     "pair_block",
@@ -68,6 +70,40 @@ class Candidates:
     scores: Tensor
     index: Tensor
     mutual: Tensor
+
+
+def check_options(
+    top_k: int = 10,
+    one_to_one: str | None = None,
+    threshold: float | None = None,
+    sinkhorn: int = 0,
+    sinkhorn_tau: float = 0.02,
+    sinkhorn_top_k: int = 500,
+) -> None:
+    """Refuse out-of-range alignment options (the ``mmea align`` flags of the same names) before any
+    work: ``top_k >= 1``, ``one_to_one`` in :data:`ONE_TO_ONE`, a finite ``threshold``, ``sinkhorn >= 0``
+    iterations and, with Sinkhorn, a finite temperature ``sinkhorn_tau > 0``, ``sinkhorn_top_k >= 0``
+    and no Hungarian assignment over the sparse scores.
+
+    Raises:
+        ConfigError: The first option out of range, named as its flag.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"--top-k must be an integer of at least 1, got {top_k!r}")
+    if one_to_one is not None and one_to_one not in ONE_TO_ONE:
+        raise ConfigError(f"--one-to-one must be one of {', '.join(ONE_TO_ONE)}, got {one_to_one!r}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise ConfigError(f"--threshold must be a finite number, got {threshold!r}")
+    if isinstance(sinkhorn, bool) or not isinstance(sinkhorn, int) or sinkhorn < 0:
+        raise ConfigError(f"--sinkhorn must be a number of iterations >= 0 (0: off), got {sinkhorn!r}")
+    if sinkhorn and not (math.isfinite(sinkhorn_tau) and sinkhorn_tau > 0):
+        raise ConfigError(f"--sinkhorn-tau must be a finite number > 0, got {sinkhorn_tau!r}")
+    if isinstance(sinkhorn_top_k, bool) or not isinstance(sinkhorn_top_k, int) or sinkhorn_top_k < 0:
+        raise ConfigError(f"--sinkhorn-top-k must be an integer >= 0 (0: dense), got {sinkhorn_top_k!r}")
+    if sinkhorn and sinkhorn_top_k and one_to_one == "hungarian":
+        raise ConfigError(
+            "--one-to-one hungarian needs the dense Sinkhorn scores: add --sinkhorn-top-k 0 or use greedy"
+        )
 
 
 def _prepare(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int):

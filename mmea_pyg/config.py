@@ -259,12 +259,7 @@ class Config:
             raise ConfigError(
                 f"config {str(path)!r} is neither a file nor a preset; presets: {', '.join(preset_names())}"
             )
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file {path} not found") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        values = _read_yaml(path)
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of sections (data, model, train, eval)")
         return cls.from_dict(values, source=str(path))
@@ -317,6 +312,39 @@ class Config:
         return self.train.seed if self.data.split_seed is None else self.data.split_seed
 
 
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in ``path`` (``{}`` when empty), read as UTF-8 with PyYAML's safe loader.
+
+    Raises:
+        ConfigError: The file is missing or unreadable, not UTF-8, or not valid YAML, in one line
+            naming the file and, where there is one, the line and column.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        context = getattr(exc, "context", None)
+        detail = f"{problem} ({' '.join(context.split())})" if context else problem
+        raise ConfigError(
+            f"{where}: not valid YAML: {detail}; fix that line (indentation, quotes, a missing ':')"
+        ) from None
+
+
 def _known_keys(config: Config) -> str:
     keys = [
         f"{section}.{key}"
@@ -325,6 +353,17 @@ def _known_keys(config: Config) -> str:
         for key in fields
     ]
     return "known keys: " + ", ".join(keys)
+
+
+#: Lower bounds of the values a run cannot start without (checked when a config is built, so that a
+#: bad ``--set``/YAML value is refused before any folder is created or any data is built).
+AT_LEAST = {"train.epochs": 1, "train.eval_every": 1}
+
+
+def _check_minimum(key: str, value: Any, where: str) -> None:
+    low = AT_LEAST.get(key)
+    if low is not None and value < low:
+        raise ConfigError(f"{where}: must be at least {low}, got {value!r} (e.g. --set {key}={max(low, 10)})")
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
@@ -373,4 +412,5 @@ def _build(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> 
             kwargs[name] = _build(hint, value, source, prefix + name + ".")
         else:
             kwargs[name] = _check_type(value, hint, f"{source}: {prefix}{name}")
+            _check_minimum(prefix + name, kwargs[name], f"{source}: {prefix}{name}")
     return cls(**kwargs)

@@ -45,3 +45,8 @@ class ModelNotFoundError(MMEAError):
 
 class ConfigError(MMEAError, ValueError):
     """An option or config value is invalid."""
+
+
+class NotWritableError(MMEAError):
+    """A folder a command must write into cannot be written: read-only file system, no permission, or a
+    file where the folder (or one of its parents) would be."""

@@ -6,6 +6,11 @@ file in the destination's folder whose name is unique to the writer (``tempfile.
 renamed over the destination with :func:`os.replace`. A reader never sees a half-written file, an
 interrupted writer leaves the previous version whole, and two processes writing the same destination
 never share a temporary file (the last rename wins, whole).
+
+Temporary files left by an interrupted write (``kill -9``) are removed by the next write into the same
+folder once they are :data:`STALE_AFTER_SECONDS` old (:func:`remove_stale_temporaries`). Before long
+work, :func:`check_writable_dir` makes sure a folder can be written (creating nothing), and
+:func:`made_dirs` removes the empty folders of a build that failed.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ import contextlib
 import json
 import os
 import pickle
+import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
-from mmea_pyg.errors import ConfigError, MMEAError
+from mmea_pyg.errors import ConfigError, MMEAError, NotWritableError
 
 
 class UnreadableFileError(MMEAError):
@@ -49,6 +57,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         if hasattr(os, "fchmod"):  # mkstemp's private 0600 -> the mode open() would have given
@@ -62,6 +71,105 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: A temporary file (or folder) of an interrupted write older than this many seconds is removed by the
+#: next write into its folder: a live writer keeps its file's modification time fresh.
+STALE_AFTER_SECONDS = 600
+#: The names this module gives temporary files and folders: ``.<name>.<8 random characters>.tmp``.
+TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(
+    folder: str | os.PathLike, older_than: float = STALE_AFTER_SECONDS
+) -> list[Path]:
+    """Remove the temporary files and folders of interrupted writes in ``folder`` (named as
+    :data:`TEMPORARY_NAME`, unchanged for ``older_than`` seconds), such as the 0-byte ``*.tmp`` a
+    ``kill -9`` leaves; returns what was removed. Anything that cannot be removed is left alone."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    now, removed = time.time(), []
+    for entry in entries:
+        if not TEMPORARY_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:  # removed meanwhile by another writer, or not ours to remove
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` (made absolute) or its nearest ancestor that exists: the folder a new ``path`` would be
+    created in."""
+    path = Path(path).expanduser().absolute()
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def check_writable_dir(path: str | os.PathLike, what: str, fix: str = "choose another folder") -> None:
+    """Make sure the folder ``path`` can be created (where missing) and written into, creating nothing:
+    a unique temporary file is created in ``path``'s nearest existing ancestor and removed at once.
+
+    Args:
+        path: The folder.
+        what: What the folder is, for the message (e.g. ``"run folder (--out)"``).
+        fix: How to fix it, for the message.
+
+    Raises:
+        NotWritableError: A file is in the way, or the nearest existing folder cannot be written (no
+            permission, read-only file system, ...); the message says which folder and why.
+    """
+    base = nearest_existing(path)
+    if not base.is_dir():
+        reason = f"{base} is a file, not a folder"
+    elif not os.access(base, os.W_OK | os.X_OK):
+        reason = f"no permission to write in {base}"
+    else:
+        try:
+            fd, probe = tempfile.mkstemp(dir=base, prefix=".mmea-write-check.", suffix=".tmp")
+        except OSError as exc:
+            reason = f"cannot write in {base} ({exc.strerror or exc})"
+        else:
+            os.close(fd)
+            os.unlink(probe)
+            return
+    raise NotWritableError(f"{what} {path}: {reason}; {fix}")
+
+
+@contextlib.contextmanager
+def made_dirs(path: str | os.PathLike) -> Iterator[Path]:
+    """Create the folder ``path`` (and missing parents) for the block; when the block raises, remove
+    again the folders this call created that are still empty (deepest first), so that a failed build
+    leaves no empty folder behind."""
+    path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in missing:
+            with contextlib.suppress(OSError):  # not empty (another writer's files), or already gone
+                folder.rmdir()
+        raise
+
+
+def temporary_sibling_dir(path: str | os.PathLike) -> Path:
+    """Create an empty folder with a unique temporary name beside ``path`` (``.<name>.<random>.tmp``,
+    the pattern of :func:`atomic_write`'s files, with the mode a plain ``mkdir`` would give), to fill
+    and then rename to ``path``. The parent folder must exist."""
+    path = Path(path)
+    remove_stale_temporaries(path.parent)
+    folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
 
 
 def _umask() -> int:

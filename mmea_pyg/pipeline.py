@@ -23,6 +23,7 @@ for, it is a separate evaluation of the same checkpoint, named as such.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -30,10 +31,12 @@ import platform
 import shlex
 import sys
 import time
+import types
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +47,7 @@ from mmea_pyg import __version__
 from mmea_pyg.config import Config, ablation_slug
 from mmea_pyg.errors import ConfigError, MMEAError
 from mmea_pyg.evaluation import evaluate_embedder
-from mmea_pyg.io import atomic_write_json, atomic_write_text, resolve_device
+from mmea_pyg.io import atomic_write_json, atomic_write_text, check_writable_dir, resolve_device
 
 __all__ = [
     "AlignmentResult",
@@ -75,6 +78,112 @@ LATEST = RUNS / "LATEST"
 
 
 # ------------------------------------------------------------------------------------------ records
+class Histogram(TypedDict):
+    """A histogram of :func:`diagnostics`: ``counts`` of equal bins over ``[low, high]``, ``n`` values
+    of mean ``mean`` (:obj:`None` when there are none)."""
+
+    low: float
+    high: float
+    counts: list[int]
+    n: int
+    mean: float | None
+
+
+class Diagnostics(TypedDict, total=False):
+    """:func:`diagnostics`: the split, the score histograms per kind of pair, and the modality-weight
+    histograms per weight label and group of entities."""
+
+    split: str
+    scores: dict[str, Histogram]
+    modality_weights: dict[str, dict[str, Histogram]]
+
+
+class HistoryRecord(TypedDict, total=False):
+    """One validation of a run (a line of ``metrics.jsonl``): epoch, seconds so far, the epoch's mean
+    loss terms, the validation metrics, the pseudo-seed count and the best epoch so far."""
+
+    epoch: int
+    time_s: float
+    loss: dict[str, float]
+    valid: dict[str, float]
+    pseudo_seeds: int
+    best_epoch: int
+
+
+class MalformedResultError(MMEAError):
+    """A run result (``result.json``) does not follow the layout :meth:`RunResult.save` writes."""
+
+
+def _type_name(annotation: Any) -> str:
+    """``annotation`` in words, for a message: ``a list``, ``a mapping``, ``a number`` ..."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is list:
+        return "a list"
+    if origin is dict or typing.is_typeddict(annotation) or dataclasses.is_dataclass(annotation):
+        return "a mapping"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+    return names.get(annotation, str(annotation))
+
+
+def _check_json(value: Any, annotation: Any, where: str) -> None:
+    """Check a value read from JSON against a type of the result schema (the annotations of
+    :class:`RunResult`, :class:`Evaluation` and the typed dicts above), recursively.
+
+    Raises:
+        MalformedResultError: The first value of the wrong type, named by its path (``history[3].loss``).
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        inner = [a for a in args if a is not type(None)]
+        return _check_json(value, inner[0], where)
+    if origin is list and isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, args[0] if args else Any, f"{where}[{i}]")
+        return
+    if origin is dict and isinstance(value, dict):
+        for key, item in value.items():
+            _check_json(item, args[1] if args else Any, f"{where}.{key}")
+        return
+    if (typing.is_typeddict(annotation) or dataclasses.is_dataclass(annotation)) and isinstance(value, dict):
+        _check_fields(value, annotation, where)
+        return
+    if annotation in (int, float, str, bool):
+        allowed = (int, float) if annotation is float else annotation
+        if isinstance(value, allowed) and (annotation is bool or not isinstance(value, bool)):
+            return
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise MalformedResultError(
+        f"{where} must be {_type_name(annotation)}, got {type(value).__name__} {shown}"
+    )
+
+
+def _check_fields(values: dict[str, Any], schema: type, where: str) -> None:
+    """The fields of a mapping against a dataclass or typed dict: required ones present, known ones of
+    their type (keys the schema does not know are left alone)."""
+    hints = typing.get_type_hints(schema)
+    if dataclasses.is_dataclass(schema):
+        required = {
+            f.name
+            for f in dataclasses.fields(schema)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+    else:
+        required = set(schema.__required_keys__)
+    missing = sorted(required - set(values))
+    if missing:
+        raise MalformedResultError(f"{where or 'the result'} lacks {', '.join(missing)}")
+    prefix = f"{where}." if where else ""
+    for key, value in values.items():
+        if key in hints:
+            _check_json(value, hints[key], prefix + key)
+
+
 @dataclass
 class Evaluation:
     """Metrics of one embedding on one split.
@@ -133,13 +242,13 @@ class RunResult:
     best_epoch: int = -1
     epochs: int = 0
     evaluations: list[Evaluation] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[HistoryRecord] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     peak_memory: dict[str, float] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
     checkpoints: dict[str, str] = field(default_factory=dict)
     run_dir: str | None = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
+    diagnostics: Diagnostics = field(default_factory=dict)
     command: str | None = None
     version: str = __version__
     created: str = ""
@@ -172,14 +281,27 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "result") -> RunResult:
+        """The result :meth:`to_dict` gave, checked field by field against the schema it writes (the
+        annotations of this class, :class:`Evaluation` and the typed dicts of its parts).
+
+        Raises:
+            MalformedResultError: Not a run result of this format, an unknown or missing field, or a
+                value of the wrong type (named by its path, e.g. ``history[2].loss``).
+        """
         if not isinstance(values, dict) or values.get("format") != RESULT_FORMAT:
-            raise MMEAError(f"{source}: not an mmea-pyg run result (format {RESULT_FORMAT})")
-        values = dict(values)
+            raise MalformedResultError(f"{source}: not an mmea-pyg run result (format {RESULT_FORMAT})")
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         try:
-            values["evaluations"] = [Evaluation(**e) for e in values.get("evaluations", [])]
-            return cls(**values)
-        except TypeError as exc:
-            raise MMEAError(f"{source}: malformed run result ({exc})") from None
+            if unknown:
+                raise MalformedResultError(f"unknown field(s) {', '.join(unknown)}")
+            _check_fields(values, cls, "")
+        except MalformedResultError as exc:
+            raise MalformedResultError(
+                f"{source}: malformed run result: {exc}; rerun the training that writes it"
+            ) from None
+        values = dict(values)
+        values["evaluations"] = [Evaluation(**e) for e in values.get("evaluations", [])]
+        return cls(**values)
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the result as JSON (default: ``<run_dir>/result.json``), atomically."""
@@ -195,17 +317,21 @@ class RunResult:
     def load(cls, path: str | os.PathLike) -> RunResult:
         """Read a result written by :meth:`save` (a file, or a run folder holding ``result.json``)."""
         path = Path(path)
-        if path.is_dir():
+        if path.is_dir() and path.name != RESULT_NAME:  # a run folder (a folder named result.json is refused)
             path = path / RESULT_NAME
         if not path.exists():
             raise MMEAError(
                 f"{path} not found: train the run with this version (`mmea train --out {path.parent}`), "
                 "which writes it when training ends"
             )
+        if not path.is_file():
+            raise MalformedResultError(f"{path} is not a file; pass a run folder or its {RESULT_NAME}")
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MMEAError(f"{path}: not valid JSON ({exc}); retrain the run") from None
+        except OSError as exc:
+            raise MMEAError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         return cls.from_dict(values, source=str(path))
 
     def report(self, out_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -561,6 +687,12 @@ def train(
     )[0]
 
 
+def check_run_folder(out: str | os.PathLike) -> None:
+    """Refuse, before the data build and training, a run folder that cannot be written
+    (:func:`~mmea_pyg.io.check_writable_dir`; nothing is created)."""
+    check_writable_dir(out, "run folder (--out)", "pass another --out")
+
+
 def _fit(
     config: Config,
     data: HeteroData | None,
@@ -579,6 +711,7 @@ def _fit(
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if propagation:
         _check_propagation(config, "--propagation")
+    check_run_folder(config.out)
     started = time.perf_counter()
     if data is None:
         data = load_dataset(config, progress=progress)
@@ -937,10 +1070,10 @@ def align_model(
             pairs and the test metrics then come from the normalised scores.
     """
     from mmea_pyg.alignment import (
-        ONE_TO_ONE,
         Candidates,
         assignment_from_scores,
         candidates_from_scores,
+        check_options,
         greedy_one_to_one,
         hungarian_one_to_one,
         pair_block,
@@ -954,8 +1087,7 @@ def align_model(
     from mmea_pyg.similarity import sparse_ranks
     from mmea_pyg.training.iterative import unaligned_candidates
 
-    if one_to_one is not None and one_to_one not in ONE_TO_ONE:
-        raise ConfigError(f"--one-to-one must be one of {', '.join(ONE_TO_ONE)}, got {one_to_one!r}")
+    check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)
     model.eval()
     if names is not None:
         from mmea_pyg.training.names import NameAddOn
@@ -979,10 +1111,6 @@ def align_model(
             total=queries.numel() + cands.numel(), desc="align", unit="entity", file=sys.stderr, leave=False
         )
     dense = listed = None
-    if one_to_one == "hungarian" and sinkhorn and sinkhorn_top_k:
-        raise ConfigError(
-            "--one-to-one hungarian needs the dense Sinkhorn scores: add --sinkhorn-top-k 0 or use greedy"
-        )
     try:
         if sinkhorn and sinkhorn_top_k:
             listed = sparse_sinkhorn_candidates(
@@ -1130,12 +1258,17 @@ def align(
     the labels and keeps their character n-grams); when the graphs come without any training link, the
     mutual best name matches scoring at least ``pivot_score`` become the training links first.
     """
+    from mmea_pyg.alignment import check_options
+
+    check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)  # before any training
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if checkpoint is not None:
         from mmea_pyg.training.trainer import load_checkpoint, load_model
 
         saved = load_checkpoint(checkpoint)
         cfg = Config.from_dict(saved["config"], source=str(checkpoint))
+        out_dir = Path(out) if out is not None else Path(checkpoint).parent
+        check_writable_dir(out_dir, "alignment folder (--out)", "pass another --out")
         if data is None:
             data = load_dataset(cfg, progress=progress, root=options.get("root"))
         net, cfg, _ = load_model(checkpoint, data, options.get("device") or "auto", checkpoint=saved)
@@ -1143,11 +1276,11 @@ def align(
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
         run_result = None
-        out_dir = Path(out) if out is not None else Path(checkpoint).parent
     else:
         cfg = make_config(
             model, None if source is None else str(source), config, overrides, (), out, **options
         )
+        check_run_folder(cfg.out)
         if data is None:
             data = load_dataset(cfg, progress=progress)
         vectors = _name_vectors(data, cfg, names, names_text, progress)

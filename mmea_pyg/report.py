@@ -16,16 +16,27 @@ matplotlib is an optional dependency (``pip install mmea-pyg[plot]``).
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmea_pyg.errors import MMEAError
-from mmea_pyg.io import atomic_write, atomic_write_text
+from mmea_pyg.io import (
+    atomic_write,
+    atomic_write_text,
+    check_writable_dir,
+    made_dirs,
+    temporary_sibling_dir,
+)
 
 if TYPE_CHECKING:
     from mmea_pyg.pipeline import RunResult
 
 __all__ = ["write_report"]
+
+#: The plots a report may hold (``<key>.png``), besides ``report.md``.
+PLOTS = ("losses", "validation", "pseudo_seeds", "modality_weights", "scores")
 
 
 def _pyplot():
@@ -56,6 +67,10 @@ def _centres(hist: dict[str, Any]) -> list[float]:
     bins = len(hist["counts"])
     width = (hist["high"] - hist["low"]) / bins
     return [hist["low"] + (i + 0.5) * width for i in range(bins)]
+
+
+def _mean(hist: dict[str, Any]) -> str:
+    return "-" if hist["mean"] is None else f"{hist['mean']:.2f}"
 
 
 def _density(hist: dict[str, Any]) -> list[float]:
@@ -121,9 +136,7 @@ def _plot_weights(plt, weights: dict[str, dict[str, dict]], path: Path) -> Path 
         ax.axis("off")
     for ax, label in zip(axes.flat, labels, strict=False):
         for group, hist in sorted(weights[label].items()):
-            ax.plot(
-                _centres(hist), _density(hist), label=f"{group} (n={hist['n']:,}, mean {hist['mean']:.2f})"
-            )
+            ax.plot(_centres(hist), _density(hist), label=f"{group} (n={hist['n']:,}, mean {_mean(hist)})")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("weight")
         ax.set_ylabel("fraction of entities")
@@ -137,7 +150,7 @@ def _plot_scores(plt, scores: dict[str, dict], path: Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, hist in scores.items():
-        ax.plot(_centres(hist), _density(hist), label=f"{name} (mean {hist['mean']:.2f})")
+        ax.plot(_centres(hist), _density(hist), label=f"{name} (mean {_mean(hist)})")
     ax.set_xlabel("cosine similarity")
     ax.set_ylabel("fraction of test pairs")
     ax.set_title("Scores of matches and non-matches (test)")
@@ -206,12 +219,38 @@ def _markdown(result: RunResult, plots: dict[str, Path]) -> str:
 
 
 def write_report(result: RunResult, out_dir: Path) -> list[Path]:
-    """Write the plots and ``report.md`` of ``result`` into ``out_dir``; returns the written paths
-    (``report.md`` last)."""
+    """Write the plots and ``report.md`` of ``result`` into ``out_dir``, all or none: they are rendered
+    into a temporary sibling folder first, which then becomes ``out_dir`` (or, when ``out_dir`` exists,
+    whose files replace those of an earlier report there, leaving other files alone). Returns the
+    written paths (``report.md`` last).
+
+    Raises:
+        NotWritableError: ``out_dir`` cannot be created or written (nothing is rendered).
+    """
     plt = _pyplot()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    check_writable_dir(out_dir, "report folder (--out)", "pass another --out")
+    with made_dirs(out_dir.parent):
+        staging = temporary_sibling_dir(out_dir)
+        try:
+            names = [path.name for path in _render(plt, result, staging)]
+            if out_dir.exists():
+                for key in PLOTS:  # plots of an earlier report this one does not have
+                    if f"{key}.png" not in names:
+                        (out_dir / f"{key}.png").unlink(missing_ok=True)
+                for name in names:
+                    os.replace(staging / name, out_dir / name)
+            else:
+                os.rename(staging, out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / name for name in names]
+
+
+def _render(plt, result: RunResult, out_dir: Path) -> list[Path]:
+    """Write the plots and ``report.md`` of ``result`` into the existing folder ``out_dir``."""
     diagnostics = result.diagnostics or {}
-    makers = {
+    makers = {  # one per key of PLOTS
         "losses": lambda p: _plot_losses(plt, result.history, p),
         "validation": lambda p: _plot_validation(plt, result.history, result.best_epoch, p),
         "pseudo_seeds": lambda p: _plot_pseudo(plt, result.history, p),

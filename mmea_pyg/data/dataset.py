@@ -33,6 +33,8 @@ from mmea_pyg.io import (
     UnreadableFileError,
     atomic_torch_save,
     atomic_write_json,
+    check_writable_dir,
+    made_dirs,
     resolve_device,
     safe_torch_load,
 )
@@ -342,10 +344,13 @@ class SafeInMemoryDataset(InMemoryDataset):
             return
         if self.log and "PYTEST_CURRENT_TEST" not in os.environ:
             print("Processing...", file=sys.stderr)
-        processed.mkdir(parents=True, exist_ok=True)
-        self.process()
-        atomic_torch_save(_repr(self.pre_transform), processed / "pre_transform.pt")
-        atomic_torch_save(_repr(self.pre_filter), processed / "pre_filter.pt")
+        check_writable_dir(
+            processed, "processed dataset folder", "make it writable or pass another --root / $MMEA_DATA"
+        )
+        with made_dirs(processed):  # a failed build leaves no empty folder
+            self.process()
+            atomic_torch_save(_repr(self.pre_transform), processed / "pre_transform.pt")
+            atomic_torch_save(_repr(self.pre_filter), processed / "pre_filter.pt")
         if self.log and "PYTEST_CURRENT_TEST" not in os.environ:
             print("Done!", file=sys.stderr)
 

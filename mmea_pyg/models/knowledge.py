@@ -99,6 +99,10 @@ class KnowledgeEncoder(nn.Module):
           :meth:`structure` :math:`\to` ``({m: (B, d)}, {m: (B,) bool})`` for ``m`` in ``r, a, v``
     """
 
+    #: Buffers whose size a checkpoint decides (the pseudo anchors grow during training): their
+    #: number of dimensions is checked when a checkpoint is loaded, not their shape.
+    variable_buffers = ("pseudo_anchors",)
+
     def __init__(
         self,
         num_entities: dict[str, int],

@@ -233,6 +233,8 @@ class LightEA(AlignmentModel):
     """
 
     trainable = False
+    #: The pairs' count is the checkpoint's (checked for shape ``(2, K)`` and range on load).
+    variable_buffers = ("seeds", "pseudo")
 
     def __init__(self, graph: LightEAGraph, config, seed: int = 0) -> None:
         super().__init__()
@@ -355,9 +357,16 @@ class LightEA(AlignmentModel):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # The buffers' sizes depend on the pairs found: take them as stored.
+        sizes = (self.graph.offset, self.graph.num_entities - self.graph.offset)
         for name in ("seeds", "pseudo"):
             if name in state_dict:
-                setattr(self, name, state_dict[name].clone())
+                pairs = state_dict[name]
+                bad = pairs.dim() != 2 or pairs.size(0) != 2 or pairs.dtype != torch.long
+                if not bad and pairs.numel():
+                    bad = bool(pairs.min() < 0) or any(int(pairs[i].max()) >= sizes[i] for i in range(2))
+                if bad:
+                    raise RuntimeError(f"{name}: not (2, K) entity pairs of these graphs")
+                setattr(self, name, pairs.clone())
         self._features = None
         rest = {k: v for k, v in state_dict.items() if k not in ("seeds", "pseudo")}
         return super().load_state_dict({**rest, "seeds": self.seeds, "pseudo": self.pseudo}, strict, assign)

@@ -188,6 +188,9 @@ class Trainer:
                 f"{path or self.out / 'last.pt'} was trained with a different config; resume without options "
                 "that change it, or train into a new --out folder"
             )
+        check_state_fits(
+            self.model, checkpoint["model"], path or self.out / "last.pt", checkpoint.get("dataset")
+        )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.generator.set_state(checkpoint["generator"])
@@ -225,9 +228,15 @@ class Trainer:
             loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
             if not torch.isfinite(loss):
                 bad = {k: float(v.detach()) for k, v in terms.items()}
+                last = self.out / "last.pt"
+                kept = (
+                    f"the last good checkpoint is {last}"
+                    if last.is_file()
+                    else "no checkpoint was written yet"
+                )
                 raise TrainingDivergedError(
-                    f"loss became non-finite at epoch {self.state.epoch + 1} ({bad}); the last good checkpoint "
-                    f"is {self.out / 'last.pt'}. Lower train.lr or set train.grad_clip (e.g. --set train.grad_clip=1.0)"
+                    f"loss became non-finite at epoch {self.state.epoch + 1} ({bad}); {kept}. Lower train.lr or "
+                    "set train.grad_clip (e.g. --set train.grad_clip=1.0)"
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -359,6 +368,46 @@ class Trainer:
         return self.state
 
 
+def check_state_fits(model: torch.nn.Module, state: Any, path: str | os.PathLike, dataset: Any) -> None:
+    """Check a checkpoint's model weights against the model built for the data, tensor by tensor,
+    before :meth:`~torch.nn.Module.load_state_dict` (whose error lists every tensor over many lines).
+
+    A module's ``variable_buffers`` (names of buffers whose size the checkpoint decides, such as the
+    pseudo anchors) are checked for their number of dimensions only.
+
+    Raises:
+        CheckpointError: ``state`` is not a mapping, or the first tensor (in the model's order) that is
+            missing, not a tensor, or of another shape; then the first tensor the model does not have.
+    """
+    fix = f"evaluate it on the data it was trained on (dataset {dataset!r}) or retrain"
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path}: its model weights are a {type(state).__name__}, not tensors by name; {fix}"
+        )
+    wanted = model.state_dict()
+    variable = {
+        f"{prefix}.{buffer}" if prefix else buffer
+        for prefix, module in model.named_modules()
+        for buffer in getattr(module, "variable_buffers", ())
+    }
+    for name, expected in wanted.items():
+        if name not in state:
+            raise CheckpointError(f"{path}: tensor {name} is missing; {fix}")
+        value = state[name]
+        if not isinstance(value, Tensor):
+            raise CheckpointError(f"{path}: {name} is a {type(value).__name__}, not a tensor; {fix}")
+        if value.shape != expected.shape and not (name in variable and value.dim() == expected.dim()):
+            raise CheckpointError(
+                f"{path}: tensor {name} has shape {tuple(value.shape)}, the model built from its config for "
+                f"this data needs {tuple(expected.shape)}; {fix}"
+            )
+    unexpected = [name for name in state if name not in wanted]
+    if unexpected:
+        raise CheckpointError(
+            f"{path}: tensor {unexpected[0]} is not part of the model its config builds; {fix}"
+        )
+
+
 def load_model(
     path: str | os.PathLike, data: HeteroData, device: str = "auto", checkpoint: dict | None = None
 ) -> tuple[AlignmentModel, Config, dict]:
@@ -368,6 +417,7 @@ def load_model(
     config = Config.from_dict(checkpoint["config"], source=str(path))
     dev = resolve_device(device)
     model = build_model(config, data)
+    check_state_fits(model, checkpoint["model"], path, checkpoint.get("dataset"))
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:

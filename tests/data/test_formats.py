@@ -749,3 +749,37 @@ def test_info_command_on_folders(tmp_path: Path) -> None:
     unknown = CliRunner().invoke(_cli(), ["info", "no-such-thing", "--root", str(tmp_path)])
     assert unknown.exit_code == 2
     assert "neither a registered dataset nor a folder" in unknown.output and "srprs-en-de" in unknown.output
+
+
+def test_contea_relation_ids_far_apart_cost_no_memory(tmp_path: Path) -> None:
+    """Relation ids are ranked, not used as indices: an id of 10^12 allocates nothing of its size."""
+    folder = copy("contea/JA-EN_tiny", tmp_path)
+    (folder / "rel_dict").write_text(
+        (folder / "rel_dict")
+        .read_text()
+        .replace("1\thttp://ja.dbpedia.org/property/b", "1000000000000\thttp://ja.dbpedia.org/property/b")
+    )
+    (folder / "base" / "triples_1").write_text("0\t0\t2\n2\t1000000000000\t4\n")
+    pair = read_graph_pair(folder, "contea")
+    assert pair.source.relations == ["http://ja.dbpedia.org/property/a", "http://ja.dbpedia.org/property/b"]
+    assert pair.source.triples[:, 1].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("layout", "file", "line", "content"),
+    [
+        ("contea/JA-EN_tiny", "rel_dict", 2, "0\thttp://a\n-1\thttp://b\n"),
+        ("contea/JA-EN_tiny", "base/triples_1", 2, "0\t0\t2\n2\t-1\t4\n"),
+        ("contea/JA-EN_tiny", "base/train_links", 1, "-2\t1\n"),
+        ("contea/JA-EN_tiny", "base/triples_1", 1, f"0\t{2**64}\t2\n"),
+        ("jape/dbp_tiny", "ent_ids_1", 1, "-5\thttp://x\n"),
+    ],
+)
+def test_negative_or_huge_ids_are_refused_naming_file_and_line(
+    layout, file, line, content, tmp_path: Path
+) -> None:
+    folder = copy(layout, tmp_path)
+    (folder / file).write_text(content)
+    with pytest.raises(DataFormatError, match="is out of range") as info:
+        read_graph_pair(folder, layout.split("/")[0])
+    assert info.value.path.endswith(file) and info.value.line == line

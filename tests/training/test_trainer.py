@@ -134,6 +134,17 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(data, tmp_path):
     assert after["epoch"] == good["epoch"] == 5
 
 
+def test_nan_guard_before_any_checkpoint_names_none(data, tmp_path):
+    trainer = Trainer(
+        config(tmp_path, "train.epochs=2"), data, progress=False, log_stream=open("/dev/null", "w")
+    )
+    with torch.no_grad():
+        trainer.model.knowledge.project["a"].missing.fill_(math.nan)
+    with pytest.raises(TrainingDivergedError, match="no checkpoint was written yet") as info:
+        trainer.fit()
+    assert "last.pt" not in str(info.value) and not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_load_model_and_bad_checkpoint(data, tmp_path):
     Trainer(config(tmp_path, "train.epochs=5"), data, progress=False, log_stream=open("/dev/null", "w")).fit()
     model, cfg, checkpoint = load_model(tmp_path / "run" / "best.pt", data, device="cpu")

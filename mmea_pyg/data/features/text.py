@@ -137,6 +137,17 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~", "\\")) or not _HF_ID.match(name)
 
 
+def hide_progress_bars() -> None:
+    """Hide, for the rest of the process, the progress bars ``transformers`` and ``huggingface_hub``
+    draw themselves (a text encoder's "Loading weights" bar, Hub downloads): what ``--quiet`` asks."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read by libraries imported later
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
 def _load_pretrained(cls: Any, name: str, **kwargs: Any) -> Any:
     """``cls.from_pretrained(name)``, from local files first, then (unless offline) from the Hub."""
     try:

@@ -90,11 +90,30 @@ def id_fields(path: Path, number: int, text: str, count: int, layout: str) -> li
             number,
         )
     try:
-        return [int(p) for p in parts]
+        ids = [int(p) for p in parts]
     except ValueError:
         raise DataFormatError(
             path, f"expected integer ids '{layout}', got {_show(text)}; fix the line", number
         ) from None
+    for ident in ids:
+        check_id(path, number, ident)
+    return ids
+
+
+#: Ids are stored as int64.
+MAX_ID = 2**63 - 1
+
+
+def check_id(path: Path, number: int, ident: int) -> int:
+    """``ident`` when it is a valid id (``0 <= ident <= MAX_ID``); else a :class:`DataFormatError` naming
+    the file and line, so that a negative id is not taken for another one counted from the end."""
+    if ident < 0 or ident > MAX_ID:
+        raise DataFormatError(
+            path,
+            f"id {ident} is out of range: ids are integers from 0 to {MAX_ID}; fix the line",
+            number,
+        )
+    return ident
 
 
 def _show(text: str, limit: int = 120) -> str:

@@ -189,12 +189,9 @@ def read(folder: Path, *, fold: int = 1, snapshot: int | None = None, trust_pick
     kgs = []
     for i, side in enumerate(sides):
         used = sorted(side.relations)
-        local = {rel: r for r, rel in enumerate(used)}
         triples = side.triples.to_numpy()
-        if len(triples):
-            remap = np.full(max(used) + 1, -1, dtype=np.int64)
-            remap[used] = [local[rel] for rel in used]
-            triples[:, 1] = remap[triples[:, 1]]
+        if len(triples):  # relation ids -> 0..R-1 by rank: memory of R, whatever the ids' size
+            triples[:, 1] = np.searchsorted(np.asarray(used, dtype=np.int64), triples[:, 1])
         ids = [str(e) for e in side.ids]
         kgs.append(KGData(f"KG{i + 1}", ids, [relations[r] for r in used], triples))
     return GraphPair(

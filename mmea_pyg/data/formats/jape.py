@@ -33,6 +33,7 @@ from mmea_pyg.data.formats._common import (
     LinkSet,
     TripleBuffer,
     WarnOnce,
+    check_id,
     id_fields,
     log,
     read_lines,
@@ -64,11 +65,12 @@ def _id_name(path: Path, number: int, line: str, what: str) -> tuple[int, str]:
             number,
         )
     try:
-        return int(parts[0]), parts[1]
+        ident = int(parts[0])
     except ValueError:
         raise DataFormatError(
             path, f"expected an integer id before the {what}, got {parts[0][:40]!r}; fix the line", number
         ) from None
+    return check_id(path, number, ident), parts[1]
 
 
 class IdSpace:

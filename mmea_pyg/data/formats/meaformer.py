@@ -125,6 +125,12 @@ def read_images(
             raise DataFormatError(
                 path, f"the vector of id {ident} has {vector.size} values where the others have {dim}"
             )
+        if not np.isfinite(vector).all():
+            raise DataFormatError(
+                path,
+                f"the vector of id {ident} contains NaN or infinite values; replace them (numpy.nan_to_num) "
+                "or leave the id out",
+            )
         owner = entities.owner.get(ident)
         if owner is None:
             unknown.add(f"id {ident}")
