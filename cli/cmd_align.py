@@ -45,7 +45,7 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     "--checkpoint",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Align with this trained checkpoint instead of training (SOURCE is then its dataset).",
+    help="Align with this trained checkpoint instead of training (SOURCE, if given, must hold the same graphs and links, compared by content; default: the checkpoint's own dataset).",
 )
 @click.option(
     "--out",

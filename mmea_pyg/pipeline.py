@@ -45,6 +45,7 @@ from torch_geometric.data import HeteroData
 
 from mmea_pyg import __version__
 from mmea_pyg.config import Config, ablation_slug
+from mmea_pyg.data import content_key
 from mmea_pyg.errors import ConfigError, MMEAError
 from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.io import atomic_write_json, atomic_write_text, check_writable_dir, resolve_device
@@ -1269,10 +1270,21 @@ def align(
         cfg = Config.from_dict(saved["config"], source=str(checkpoint))
         out_dir = Path(out) if out is not None else Path(checkpoint).parent
         check_writable_dir(out_dir, "alignment folder (--out)", "pass another --out")
+        if source is not None:
+            cfg.data.dataset = str(source)  # the graphs the user names; checked against the checkpoint below
+        elif saved.get("dataset_path") and Path(saved["dataset_path"]).is_dir():
+            cfg.data.dataset = saved["dataset_path"]  # found from any working directory
         if data is None:
             data = load_dataset(cfg, progress=progress, root=options.get("root"))
-        net, cfg, _ = load_model(checkpoint, data, options.get("device") or "auto", checkpoint=saved)
-        data = data.to(next(net.parameters()).device)
+        key = saved.get("dataset_key")
+        if key is not None and key != content_key(data):
+            raise MMEAError(
+                f"{source if source is not None else cfg.data.dataset} is not the dataset {checkpoint} was trained "
+                f"on (its graphs or links differ); pass that dataset, or train on this one"
+            )
+        device = resolve_device(options.get("device") or "auto")
+        net, cfg, _ = load_model(checkpoint, data, str(device), checkpoint=saved)
+        data = data.to(device)
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
         run_result = None

@@ -572,3 +572,37 @@ def test_quiet_hides_the_text_encoders_weight_loading_bar(in_tmp: Path, data_roo
     )
     assert result.exit_code == 0, result.output
     assert "Loading weights" not in result.stderr and "%|" not in result.stderr, result.stderr
+
+
+def test_align_checkpoint_checks_source_by_content_and_finds_its_dataset_from_anywhere(
+    in_tmp: Path, monkeypatch
+):
+    """SOURCE with --checkpoint must hold the checkpoint's graphs (any path or copy of them); another
+    graph is refused in one line and leaves nothing; without SOURCE the checkpoint finds its dataset
+    by its absolute path from another working directory."""
+    tiny = Path(__file__).parent / "fixtures" / "ea" / "jape" / "srprs_tiny"
+    shutil.copytree(tiny, in_tmp / "a")
+    shutil.copytree(tiny, in_tmp / "a copy")
+    shutil.copytree(tiny, in_tmp / "other")
+    lines = (in_tmp / "a" / "triples_1").read_text(encoding="utf-8").splitlines(keepends=True)
+    (in_tmp / "other" / "triples_1").write_text("".join(lines[:2]), encoding="utf-8")  # two triples fewer
+    small = [
+        "--set", "lightea.ent_dim=16", "--set", "lightea.rel_dim=4", "--set", "lightea.mini_dim=2",
+        "--set", "lightea.top_k=3",
+    ]  # fmt: skip
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["align", "a", "--model", "lightea", *small, "--out", "run", "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    same = runner.invoke(cli, ["align", "a copy", "--checkpoint", "run/best.pt", "--out", "r2", "--quiet"])
+    assert same.exit_code == 0, same.output
+    other = runner.invoke(cli, ["align", "other", "--checkpoint", "run/best.pt", "--out", "r3", "--quiet"])
+    _one_line_error(other, "other", "is not the dataset", "run/best.pt")
+    assert not (in_tmp / "r3").exists()
+    elsewhere = in_tmp / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    found = runner.invoke(
+        cli, ["align", "--checkpoint", str(in_tmp / "run" / "best.pt"), "--out", "r4", "--quiet"]
+    )
+    assert found.exit_code == 0, found.output
+    assert (elsewhere / "r4" / "alignment.tsv").exists()

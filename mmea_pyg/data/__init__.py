@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FB15KDB15K", "FB15KYAGO15K", "GraphPairDataset", "MMKGDataset", "open_dataset"]
+__all__ = ["FB15KDB15K", "FB15KYAGO15K", "GraphPairDataset", "MMKGDataset", "content_key", "open_dataset"]
 
 _LAZY = {
     "FB15KDB15K": "dataset",
@@ -18,6 +18,26 @@ _LAZY = {
     "MMKGDataset": "dataset",
     "GraphPairDataset": "graph_pair",
 }
+
+
+def content_key(data: Any) -> str:
+    """SHA-256 of what a trained model depends on in a graph pair: the entity URIs and relation
+    triples of both graphs and the links with their split. The same graphs give the same key whatever
+    path or copy they were read from; checkpoints record it (``dataset_key``)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for side in ("source", "target"):
+        digest.update("\n".join(map(str, getattr(data[side], "uri", ()) or ())).encode("utf-8"))
+        digest.update(str(int(data[side].num_nodes)).encode())
+        edges = data[side, "relation", side]
+        for tensor in (edges.edge_index, edges.edge_type):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    aligned = data["source", "aligned", "target"]
+    for name in ("edge_index", "train_mask", "valid_mask", "test_mask"):
+        if name in aligned:
+            digest.update(aligned[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def __getattr__(name: str) -> Any:

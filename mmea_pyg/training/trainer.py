@@ -20,6 +20,7 @@ from torch_geometric.data import HeteroData
 
 from mmea_pyg import __version__
 from mmea_pyg.config import Config
+from mmea_pyg.data import content_key
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.io import UnsafeFileError, atomic_torch_save, resolve_device, safe_torch_load
@@ -35,6 +36,12 @@ class TrainingDivergedError(MMEAError):
 
 class CheckpointError(MMEAError):
     """A checkpoint cannot be read or does not fit the data."""
+
+
+def _absolute_dataset(dataset: str) -> str | None:
+    """The absolute path of a dataset given as a folder (None for a registered name)."""
+    path = Path(dataset)
+    return str(path.resolve()) if path.is_dir() else None
 
 
 def seed_everything(seed: int) -> None:
@@ -161,6 +168,7 @@ class Trainer:
         self.valid_targets = int(torch.unique(self.valid_pairs[1]).numel())
         self.pseudo_pairs: Tensor | None = None
         self.state = TrainState()
+        self.dataset_key = content_key(self.data)
 
     # ------------------------------------------------------------------------------ checkpoints
     def _checkpoint(self) -> dict[str, Any]:
@@ -178,6 +186,9 @@ class Trainer:
             "pseudo_pairs": None if self.pseudo_pairs is None else self.pseudo_pairs.cpu(),
             "state": self.state.__dict__,
             "dataset": self.data.dataset_name if "dataset_name" in self.data else None,
+            # The dataset by content (any path or copy of the same graphs matches) and by absolute path.
+            "dataset_key": self.dataset_key,
+            "dataset_path": _absolute_dataset(self.config.data.dataset),
         }
 
     def resume(self, path: str | os.PathLike | None = None) -> None:
