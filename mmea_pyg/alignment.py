@@ -45,6 +45,7 @@ __all__ = [
     "greedy_one_to_one",
     "hungarian_one_to_one",
     "pair_block",
+    "positions",
     "precision_recall_f1",
     "ranks_from_scores",
     "sinkhorn_scores",
@@ -311,6 +312,14 @@ def candidates_from_scores(scores: Tensor, k: int = 10) -> Candidates:
     return Candidates(scores=top.values, index=top.indices, mutual=back[top.indices[:, 0]] == rows)
 
 
+def positions(ids: Tensor, among: Tensor, size: int) -> Tensor:
+    """The position of each entity id of ``ids`` :math:`(P,)` in ``among`` :math:`(Q,)` (-1 where it is
+    not there), for ids below ``size`` (the graph's entity count); on the CPU."""
+    where = torch.full((size,), -1, dtype=torch.long)
+    where[among.cpu()] = torch.arange(among.numel())
+    return where[ids.cpu()]
+
+
 def pair_block(
     scores: Tensor, queries: Tensor, cands: Tensor, pairs: Tensor, num_src: int, num_tgt: int
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -318,13 +327,11 @@ def pair_block(
     the *distinct* source and target entities of ``pairs`` :math:`(2, P)`, and each pair's row and
     column in it: ``(block, rows, cols)`` for :func:`ranks_from_scores`. Every pair's entities must be
     among the queries and candidates; ``num_src`` / ``num_tgt``: the graphs' entity counts."""
-    row = torch.full((num_src,), -1, dtype=torch.long)
-    col = torch.full((num_tgt,), -1, dtype=torch.long)
-    row[queries.cpu()], col[cands.cpu()] = torch.arange(queries.numel()), torch.arange(cands.numel())
     pairs = pairs.cpu()
     src_ids, rows = torch.unique(pairs[0], sorted=True, return_inverse=True)
     tgt_ids, cols = torch.unique(pairs[1], sorted=True, return_inverse=True)
-    return scores.cpu()[row[src_ids]][:, col[tgt_ids]], rows, cols
+    block = scores.cpu()[positions(src_ids, queries, num_src)][:, positions(tgt_ids, cands, num_tgt)]
+    return block, rows, cols
 
 
 def ranks_from_scores(

@@ -409,7 +409,7 @@ def evaluate_embedder(
     progress: bool = False,
     desc: str = "eval",
 ) -> dict[str, float]:
-    """:func:`evaluate` of the pairs :math:`(2, P)` with ``embed(side, index)`` :math:`\to (B, D)` (e.g. a
+    """:func:`evaluate` of the pairs :math:`(2, P)` with ``embed(side, index)`` :math:`\\to (B, D)` (e.g. a
     model's ``embed``), which is called once per side on the *distinct* entities of the pairs.
 
     A target shared by two pairs is then one candidate, not two copies that tie with each other (which

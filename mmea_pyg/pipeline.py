@@ -1078,6 +1078,7 @@ def align_model(
         greedy_one_to_one,
         hungarian_one_to_one,
         pair_block,
+        positions,
         precision_recall_f1,
         ranks_from_scores,
         sinkhorn_scores,
@@ -1169,11 +1170,9 @@ def align_model(
     test = split_pairs(data, "test")
     if test.numel() and listed is not None:
         # The test links ranked among the test targets by the sparse probabilities (unlisted: 0).
-        row = torch.full((data["source"].num_nodes,), -1, dtype=torch.long)
-        col = torch.full((data["target"].num_nodes,), -1, dtype=torch.long)
-        row[queries], col[cands] = torch.arange(queries.numel()), torch.arange(cands.numel())
-        test_cpu = test.cpu()
-        ranks = sparse_ranks(listed.scores.cpu(), listed.index.cpu(), row[test_cpu[0]], col[test_cpu[1]])
+        rows = positions(test[0], queries, data["source"].num_nodes)
+        cols = positions(test[1], cands, data["target"].num_nodes)
+        ranks = sparse_ranks(listed.scores.cpu(), listed.index.cpu(), rows, cols)
         metrics["test"] = {"pairs": int(test.size(1)), **ranked_metrics(ranks, tuple(config.eval.ks))}
     elif test.numel() and dense is not None:
         # The test links ranked among the test targets, by the scores normalised over all candidates.

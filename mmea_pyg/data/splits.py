@@ -35,6 +35,16 @@ def _groups(pairs: Tensor) -> Tensor:
     return torch.tensor([find(i) for i in range(num_pairs)], dtype=torch.long)
 
 
+def unpaired_entities(num_src: int, num_tgt: int, pairs: Tensor) -> tuple[Tensor, Tensor]:
+    """Source and target entities in no pair of ``pairs`` :math:`(2, K)`: index tensors
+    :math:`(n_1,)`, :math:`(n_2,)` (sorted, on the CPU)."""
+    src = torch.ones(num_src, dtype=torch.bool)
+    tgt = torch.ones(num_tgt, dtype=torch.bool)
+    src[pairs[0].cpu()] = False
+    tgt[pairs[1].cpu()] = False
+    return src.nonzero().view(-1), tgt.nonzero().view(-1)
+
+
 def split_pairs(
     pairs: Tensor,
     train_ratio: float = 0.2,

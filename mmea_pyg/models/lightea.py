@@ -28,7 +28,7 @@ No parameter is trained. Each round:
 Differences from the notebook, each kept deliberately:
 
 * **The pool.** The notebook bootstraps among the *test* entities; here the pool is every entity
-  without a known pair (:func:`mmea_pyg.training.iterative.unaligned_candidates`), so nothing looks at
+  without a known pair (:func:`mmea_pyg.data.splits.unpaired_entities`), so nothing looks at
   the test links (LightEA's own protocol is :func:`lightea_protocol`, for reproducing its figures).
 * **Random numbers.** A :class:`torch.Generator` seeded with ``train.seed`` draws the codes and
   projections afresh for every set of known pairs, so the embedding is a function of the seed and the pairs
@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.splits import unpaired_entities
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.models.base import SIDES, AlignmentModel, register_model
 from mmea_pyg.similarity import sinkhorn_top_k
@@ -219,6 +220,34 @@ def bootstrap_pairs(
     return torch.stack([rows, index[rows, at[rows]]])
 
 
+def _features_with(graph: LightEAGraph, pairs: Tensor, s, generator: torch.Generator) -> Tensor:
+    """:func:`lightea_features` of the (source, target) ``pairs`` with the settings ``s``
+    (:class:`~mmea_pyg.config.LightEAConfig`)."""
+    return lightea_features(
+        graph,
+        graph.joined(pairs),
+        ent_dim=s.ent_dim,
+        depth=s.depth,
+        rel_dim=s.relation_dim,
+        mini_dim=s.mini_dim,
+        generator=generator,
+        head_chunk=s.head_chunk,
+    )
+
+
+def _bootstrap_with(query: Tensor, cand: Tensor, s, chunk_size: int = 2048) -> Tensor:
+    """:func:`bootstrap_pairs` with the settings ``s`` (:class:`~mmea_pyg.config.LightEAConfig`)."""
+    return bootstrap_pairs(
+        query,
+        cand,
+        top_k=s.top_k,
+        iters=s.sinkhorn_iters,
+        tau=s.tau,
+        threshold=s.threshold,
+        chunk_size=chunk_size,
+    )
+
+
 @register_model("lightea")
 class LightEA(AlignmentModel):
     """LightEA as a model of the toolkit: :meth:`fit` computes its features (no gradient step),
@@ -273,18 +302,7 @@ class LightEA(AlignmentModel):
     def _compute(self, pairs: Tensor) -> Tensor:
         """The features from ``pairs``: a function of the pairs and ``train.seed`` alone (a fresh
         generator each time), so that a checkpoint's pairs give back its embedding."""
-        s = self.settings
-        generator = torch.Generator().manual_seed(self.seed)
-        return lightea_features(
-            self.graph,
-            self.graph.joined(pairs),
-            ent_dim=s.ent_dim,
-            depth=s.depth,
-            rel_dim=s.relation_dim,
-            mini_dim=s.mini_dim,
-            generator=generator,
-            head_chunk=s.head_chunk,
-        )
+        return _features_with(self.graph, pairs, self.settings, torch.Generator().manual_seed(self.seed))
 
     def features(self) -> Tensor:
         """Features of the joined graph from the stored pairs :math:`(N_1 + N_2, D)`, cached."""
@@ -316,16 +334,8 @@ class LightEA(AlignmentModel):
             history.append(record)
             if round_index == s.rounds - 1:
                 break
-            queries, cands = _unpaired(n1, self.graph.num_entities - n1, pairs)
-            found = bootstrap_pairs(
-                feats[queries],
-                feats[cands + n1],
-                top_k=s.top_k,
-                iters=s.sinkhorn_iters,
-                tau=s.tau,
-                threshold=s.threshold,
-                chunk_size=chunk_size,
-            )
+            queries, cands = unpaired_entities(n1, self.graph.num_entities - n1, pairs)
+            found = _bootstrap_with(feats[queries], feats[cands + n1], s, chunk_size)
             new = torch.stack([queries[found[0]], cands[found[1]]])
             record.update(new_pairs=int(new.size(1)), pool=int(queries.numel() - new.size(1)))
             if echo is not None:
@@ -356,7 +366,7 @@ class LightEA(AlignmentModel):
         """LightEA bootstraps its own pairs (:meth:`fit`)."""
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        # The buffers' sizes depend on the pairs found: take them as stored.
+        # The buffers' sizes depend on the pairs found: resize them to the stored ones first.
         sizes = (self.graph.offset, self.graph.num_entities - self.graph.offset)
         for name in ("seeds", "pseudo"):
             if name in state_dict:
@@ -366,10 +376,9 @@ class LightEA(AlignmentModel):
                     bad = bool(pairs.min() < 0) or any(int(pairs[i].max()) >= sizes[i] for i in range(2))
                 if bad:
                     raise RuntimeError(f"{name}: not (2, K) entity pairs of these graphs")
-                setattr(self, name, pairs.clone())
+                setattr(self, name, torch.empty_like(pairs))  # resized; the ordinary load copies into it
         self._features = None
-        rest = {k: v for k, v in state_dict.items() if k not in ("seeds", "pseudo")}
-        return super().load_state_dict({**rest, "seeds": self.seeds, "pseudo": self.pseudo}, strict, assign)
+        return super().load_state_dict(state_dict, strict, assign)
 
     def __repr__(self) -> str:
         s = self.settings
@@ -377,15 +386,6 @@ class LightEA(AlignmentModel):
             f"{self.__class__.__name__}(entities={self.graph.num_entities:,}, relations={self.graph.num_relations:,}, "
             f"ent_dim={s.ent_dim}, rel_dim={s.relation_dim}, mini_dim={s.mini_dim}, rounds={s.rounds})"
         )
-
-
-def _unpaired(num_src: int, num_tgt: int, pairs: Tensor) -> tuple[Tensor, Tensor]:
-    """Source and target entities :math:`(n_1,)`, :math:`(n_2,)` in no pair of ``pairs`` :math:`(2, K)`."""
-    src = torch.ones(num_src, dtype=torch.bool)
-    tgt = torch.ones(num_tgt, dtype=torch.bool)
-    src[pairs[0]] = False
-    tgt[pairs[1]] = False
-    return src.nonzero().view(-1), tgt.nonzero().view(-1)
 
 
 @torch.no_grad()
@@ -414,17 +414,7 @@ def lightea_protocol(
     right = torch.unique(test[1])
     out = []
     for round_index in range(s.rounds):
-        generator = torch.Generator().manual_seed(seed * 1009 + round_index)
-        feats = lightea_features(
-            graph,
-            graph.joined(pairs),
-            ent_dim=s.ent_dim,
-            depth=s.depth,
-            rel_dim=s.relation_dim,
-            mini_dim=s.mini_dim,
-            generator=generator,
-            head_chunk=s.head_chunk,
-        )
+        feats = _features_with(graph, pairs, s, torch.Generator().manual_seed(seed * 1009 + round_index))
         probs, index = sinkhorn_top_k(
             feats[test[0]], feats[right + graph.offset], s.top_k, iters=s.sinkhorn_iters, tau=s.tau
         )
@@ -447,14 +437,7 @@ def lightea_protocol(
         if round_index == s.rounds - 1 or not pool_x or not pool_y:
             break
         x, y = torch.tensor(pool_x, dtype=torch.long), torch.tensor(pool_y, dtype=torch.long)
-        found_pairs = bootstrap_pairs(
-            feats[x],
-            feats[y + graph.offset],
-            top_k=s.top_k,
-            iters=s.sinkhorn_iters,
-            tau=s.tau,
-            threshold=s.threshold,
-        )
+        found_pairs = _bootstrap_with(feats[x], feats[y + graph.offset], s)
         new = torch.stack([x[found_pairs[0]], y[found_pairs[1]]])
         if new.size(1) == 0:
             break

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.splits import unpaired_entities
 from mmea_pyg.evaluation import mutual_nearest_neighbours
 from mmea_pyg.models.base import AlignmentModel
 
@@ -17,11 +18,7 @@ def unaligned_candidates(data: HeteroData, train_pairs: Tensor) -> tuple[Tensor,
     Every such entity is a candidate, whether or not it has a gold link: the candidate pool never
     looks at the validation or test links (unlike TMEA's code, which draws it from them).
     """
-    src = torch.ones(data["source"].num_nodes, dtype=torch.bool)
-    tgt = torch.ones(data["target"].num_nodes, dtype=torch.bool)
-    src[train_pairs[0].cpu()] = False
-    tgt[train_pairs[1].cpu()] = False
-    return src.nonzero().view(-1), tgt.nonzero().view(-1)
+    return unpaired_entities(data["source"].num_nodes, data["target"].num_nodes, train_pairs)
 
 
 @torch.no_grad()
