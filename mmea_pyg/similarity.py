@@ -100,7 +100,10 @@ def sparse_sinkhorn(
         tau: Temperature (> 0).
 
     Returns:
-        :math:`(Q, k)` probabilities in the layout of ``values`` (not re-sorted).
+        :math:`(Q, k)` probabilities in the layout of ``values`` (not re-sorted), in float64 whatever
+        the dtype of ``values``: float32 rounds the small probabilities of contested rows to exact zeros,
+        and those zeros tie (on SRPRS EN-DE with LightEA's features, 14.0% of the test sources had their
+        truth tied at the top in float32 against 6.8% in float64, and Hits@1 0.538 against 0.550).
     """
     if not tau > 0 or iters < 1:
         raise ValueError(f"sparse Sinkhorn needs tau > 0 and iters >= 1, got {tau} and {iters}")
@@ -108,7 +111,7 @@ def sparse_sinkhorn(
     for _ in range(iters):
         log_p = log_p - torch.logsumexp(log_p, dim=1, keepdim=True)
         log_p = log_p - _column_logsumexp(log_p, index, num_cand)[index]
-    return log_p.exp().to(values.dtype)
+    return log_p.exp()
 
 
 @torch.no_grad()

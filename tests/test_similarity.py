@@ -27,10 +27,11 @@ def test_sparse_sinkhorn_with_every_candidate_listed_is_the_dense_sinkhorn():
     values, index = top_k_search(q, c, 9)
     sparse = sparse_sinkhorn(values, index, 9, iters=7, tau=0.1)
     dense = sinkhorn_scores(q, c, tau=0.1, iters=7).exp()
-    assert torch.allclose(sparse, dense.gather(1, index), atol=1e-5)
+    assert sparse.dtype == torch.float64  # float32 would round contested rows' probabilities to ties
+    assert torch.allclose(sparse, dense.gather(1, index).double(), atol=1e-5)
     # Each column then sums to 1 (the last normalisation), and unlisted entries are simply absent.
-    cols = torch.zeros(9).index_add_(0, index.reshape(-1), sparse.reshape(-1))
-    assert torch.allclose(cols, torch.ones(9), atol=1e-5)
+    cols = torch.zeros(9, dtype=torch.float64).index_add_(0, index.reshape(-1), sparse.reshape(-1))
+    assert torch.allclose(cols, torch.ones(9, dtype=torch.float64), atol=1e-5)
 
 
 def test_sparse_sinkhorn_does_not_underflow_at_a_low_temperature():
@@ -88,3 +89,17 @@ def test_sparse_ranks_count_unlisted_entries_as_zero():
     # Column 2 (truth row 2, 0): row 1 lists .3 above, row 0 ties at 0: 2.5.
     assert ranks["t2s"].tolist() == [3.0, 2.0, 2.5]
     assert ranks["t2s_top_tie"].tolist() == [False, True, False]
+
+
+def test_sparse_sinkhorn_keeps_small_probabilities_apart():
+    # At a low temperature some rows' probabilities fall below float32's range: rounded to float32 they
+    # become exact zeros that tie at the top; in float64 (what sparse_sinkhorn returns) they do not.
+    gen = torch.Generator().manual_seed(0)
+    values, index = top_k_search(torch.randn(300, 16, generator=gen), torch.randn(300, 16, generator=gen), 50)
+    probs = sparse_sinkhorn(values, index, 300, iters=15, tau=0.002)
+
+    def rows_tied_at_top(p):
+        return int(((p == p.max(dim=1, keepdim=True).values).sum(dim=1) > 1).sum())
+
+    assert rows_tied_at_top(probs) == 0
+    assert rows_tied_at_top(probs.float()) > 0
