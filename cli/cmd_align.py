@@ -94,6 +94,13 @@ FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
     "sources x K, any graph size); 0: the dense matrix of all sources x all candidates.",
 )
 @click.option(
+    "--refit/--no-refit",
+    default=True,
+    show_default=True,
+    help="After the schedule is chosen on the validation links, train again on the training and "
+    "validation links for that many epochs and align with that model (in the run folder's refit/).",
+)
+@click.option(
     "--names",
     is_flag=True,
     help="Append entity names (labels or the URI's last segment: character n-grams + text embedding) to "
@@ -137,6 +144,7 @@ def align(
     sinkhorn,
     sinkhorn_tau,
     sinkhorn_top_k,
+    refit,
     names,
     names_weight,
     pivot_score,
@@ -177,6 +185,7 @@ def align(
         sinkhorn=sinkhorn,
         sinkhorn_tau=sinkhorn_tau,
         sinkhorn_top_k=sinkhorn_top_k,
+        refit=refit,
         names=names,
         names_weight=names_weight,
         pivot_score=pivot_score,

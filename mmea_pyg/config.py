@@ -71,6 +71,10 @@ class DataConfig:
     valid_ratio: float = 0.1
     #: Seed of the split (``None``: the run seed).
     split_seed: int | None = None
+    #: Train on the validation links too, leaving no validation split: the refit that `mmea align`
+    #: runs after the schedule was chosen on validation (:func:`mmea_pyg.data.splits.with_valid_in_train`).
+    #: Saved with the refit's checkpoint, so that reloading it rebuilds the same split.
+    valid_in_train: bool = False
     #: Text encoder for the attribute sentences (``None``: the packaged all-MiniLM-L6-v2).
     text_model: str | None = None
     #: Mirror of the raw files (``None``: ``MMEA_MIRROR`` for MMKG, ``MMEA_EA_MIRROR`` for the

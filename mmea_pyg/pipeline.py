@@ -492,6 +492,10 @@ def load_dataset(config: Config, progress: bool = True, root: str | os.PathLike 
         trust_pickle=d.trust_pickle,
         log=progress,
     )
+    if d.valid_in_train:
+        from mmea_pyg.data.splits import with_valid_in_train
+
+        return with_valid_in_train(dataset[0])
     return dataset[0]
 
 
@@ -1023,6 +1027,11 @@ class AlignmentResult:
                 f"test links ({t['pairs']:,}{among}): hits@1 {t['hits@1']:.4f}  hits@10 "
                 f"{t.get('hits@10', float('nan')):.4f}  mrr {t['mrr']:.4f}"
             )
+            if "tied_top" in t and "target_twins" in t:
+                lines.append(
+                    f"  truth tied at the top for {t['tied_top']:.1%} of them; {t['target_twins']:.1%} of the "
+                    "true targets have a structural twin among the test targets (data.twins)"
+                )
         if "alignment" in m:
             a = m["alignment"]
             lines.append(
@@ -1086,6 +1095,7 @@ def align_model(
         top_k_candidates,
     )
     from mmea_pyg.evaluation import ranked_metrics
+    from mmea_pyg.data.twins import twin_share
     from mmea_pyg.similarity import sparse_ranks
     from mmea_pyg.training.iterative import unaligned_candidates
 
@@ -1186,6 +1196,8 @@ def align_model(
         metrics["test"] = {"pairs": evaluation.pairs, **evaluation.metrics}
     if test.numel():
         metrics["test"]["ranked_among"] = int(torch.unique(test[1]).numel())
+        # The share of truths that have a structural twin, which structure can at best tie with.
+        metrics["test"].update(twin_share(data, test))
         valid_sources = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
         judged = {
             (q_ids[r], c_ids[c])
@@ -1206,6 +1218,30 @@ def align_model(
         "sinkhorn_top_k": (sinkhorn_top_k or None) if sinkhorn else None,
     }
     return AlignmentResult(pairs=pairs, candidates=candidates, metrics=metrics, options=options)
+
+
+def _refit(
+    config: Config, data: HeteroData, selected: RunResult, *, progress: bool, command: str | None, echo
+) -> tuple[RunResult, Any, HeteroData]:
+    """Train ``config``'s model afresh on the training and validation links of ``data`` for the
+    ``selected`` run's best epoch count (its schedule, chosen on validation), in ``<run>/refit``.
+
+    The refit's config says ``data.valid_in_train``, so its checkpoint reloads onto the same split."""
+    from mmea_pyg.data.splits import with_valid_in_train
+
+    refit = Config.from_dict(config.to_dict())
+    refit.data.valid_in_train = True
+    refit.train.epochs = refit.train.eval_every = max(selected.best_epoch, 1)
+    refit.train.patience = 0
+    refit.out = str(Path(config.out) / "refit")
+    known = with_valid_in_train(data)
+    echo(
+        f"refit on the training and validation links ({split_pairs(known, 'train').size(1):,}) for "
+        f"{refit.train.epochs} epoch(s), the schedule chosen on validation"
+    )
+    return _fit(
+        refit, known, resume=False, progress=progress, propagation=False, log_stream=None, command=command, echo=echo
+    )
 
 
 def _name_vectors(
@@ -1241,6 +1277,7 @@ def align(
     sinkhorn: int = 0,
     sinkhorn_tau: float = 0.02,
     sinkhorn_top_k: int = 500,
+    refit: bool = True,
     progress: bool = True,
     echo=None,
     command: str | None = None,
@@ -1257,6 +1294,11 @@ def align(
     model's embedding (weight ``names_weight``; ``names_text=False`` leaves out the text embedding of
     the labels and keeps their character n-grams); when the graphs come without any training link, the
     mutual best name matches scoring at least ``pivot_score`` become the training links first.
+
+    With ``refit`` (the default) and validation links, the model trained with validation-based
+    selection only chooses the schedule: it is then trained afresh on the training *and* validation
+    links for the selected number of epochs, in the run folder's ``refit/``, and that model aligns
+    (:func:`_refit`). The run's validation figures stay those of the first fit.
     """
     from mmea_pyg.alignment import check_options
 
@@ -1275,6 +1317,10 @@ def align(
             cfg.data.dataset = saved["dataset_path"]  # found from any working directory
         if data is None:
             data = load_dataset(cfg, progress=progress, root=options.get("root"))
+        elif cfg.data.valid_in_train:  # a refit's checkpoint: its split (load_dataset does the same)
+            from mmea_pyg.data.splits import with_valid_in_train
+
+            data = with_valid_in_train(data)
         key = saved.get("dataset_key")
         if key is not None and key != content_key(data):
             raise MMEAError(
@@ -1287,7 +1333,9 @@ def align(
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
         run_result = None
+        refit_result = None
     else:
+        refit_result = None
         cfg = make_config(
             model, None if source is None else str(source), config, overrides, (), out, **options
         )
@@ -1326,6 +1374,8 @@ def align(
             echo=echo,
         )
         out_dir = Path(cfg.out)
+        if refit and split_pairs(data, "valid").numel():
+            refit_result, net, data = _refit(cfg, data, run_result, progress=progress, command=command, echo=echo)
     result = align_model(
         net,
         data,
@@ -1343,6 +1393,14 @@ def align(
         progress=progress,
     )
     result.run = run_result
-    result.checkpoint = str(checkpoint) if checkpoint is not None else run_result.checkpoints["best"]
+    if refit_result is not None:
+        result.options["refit"] = {
+            "epochs": refit_result.epochs,
+            "links": int(split_pairs(data, "train").size(1)),
+            "run_dir": refit_result.run_dir,
+        }
+        result.checkpoint = refit_result.checkpoints["best"]
+    else:
+        result.checkpoint = str(checkpoint) if checkpoint is not None else run_result.checkpoints["best"]
     result.save(out_dir)
     return result

@@ -81,7 +81,8 @@ def aligned(toy, tmp_path_factory):
 
 
 def test_align_writes_pairs_candidates_and_metrics(aligned: pipeline.AlignmentResult, toy):
-    train = toy["source", "aligned", "target"].train_mask.sum().item()
+    link = toy["source", "aligned", "target"]
+    train = int(link.train_mask.sum() + link.valid_mask.sum())  # the refit knows both
     out = Path(aligned.out_dir)
     assert aligned.metrics["queries"] == 90 - train == len(aligned.pairs)
     lines = (out / "alignment.tsv").read_text().splitlines()
@@ -105,11 +106,31 @@ def test_align_writes_pairs_candidates_and_metrics(aligned: pipeline.AlignmentRe
 
 def test_no_training_entity_is_aligned(aligned: pipeline.AlignmentResult, toy):
     link = toy["source", "aligned", "target"]
-    train = link.edge_index[:, link.train_mask]
+    train = link.edge_index[:, link.train_mask | link.valid_mask]  # the refit trained on both
     train_src = {toy["source"].uri[i] for i in train[0].tolist()}
     train_tgt = {toy["target"].uri[i] for i in train[1].tolist()}
     assert not train_src & {p[0] for p in aligned.pairs}
     assert not train_tgt & {c[2] for c in aligned.candidates}
+
+
+def test_align_refits_on_training_and_validation_links(aligned: pipeline.AlignmentResult, toy, tmp_path: Path):
+    link = toy["source", "aligned", "target"]
+    known = int(link.train_mask.sum() + link.valid_mask.sum())
+    refit = aligned.options["refit"]
+    # The schedule (epoch count) comes from the first fit's validation; the refit trains that long on
+    # every known link, in its own folder, and its checkpoint is the one that aligned.
+    assert refit["epochs"] == aligned.run.best_epoch and refit["links"] == known
+    assert Path(refit["run_dir"]) == Path(aligned.out_dir) / "refit"
+    assert Path(aligned.checkpoint) == Path(refit["run_dir"]) / "best.pt"
+    saved = torch.load(aligned.checkpoint, weights_only=True)
+    assert saved["config"]["data"]["valid_in_train"] is True and saved["state"]["epoch"] == refit["epochs"]
+    # Reloading the refit's checkpoint rebuilds its split and gives the same alignment.
+    again = pipeline.align(data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "again", top_k=3, progress=False)
+    assert again.pairs == aligned.pairs
+    # --no-refit aligns with the model selected on validation, whose validation entities are queries.
+    plain = pipeline.align(data=toy, model="clamea", overrides=FAST, out=tmp_path / "plain", refit=False, progress=False)
+    assert "refit" not in plain.options and plain.metrics["queries"] == 90 - int(link.train_mask.sum())
+    assert Path(plain.checkpoint) == tmp_path / "plain" / "best.pt"
 
 
 def test_threshold_and_one_to_one_from_a_checkpoint(aligned: pipeline.AlignmentResult, toy, tmp_path: Path):

@@ -9,8 +9,11 @@ are kept in the same part, so that no test entity is also a training seed.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor
+from torch_geometric.data import HeteroData
 
 from mmea_pyg.errors import ConfigError
 
@@ -153,3 +156,14 @@ def split_known_pairs(
     num_known = round(known_ratio * num_pairs)
     num_valid = min(round(valid_ratio * num_pairs), num_known)
     return split_pairs_by_count(pairs, num_known - num_valid, num_valid, seed)
+
+
+def with_valid_in_train(data: HeteroData) -> HeteroData:
+    """A shallow copy of ``data`` whose training links are its training *and* validation links, with an
+    empty validation split (the test links are untouched). The graphs and features are shared."""
+    out = copy.copy(data)
+    aligned = data["source", "aligned", "target"]
+    store = out["source", "aligned", "target"]
+    store.train_mask = aligned.train_mask | aligned.valid_mask
+    store.valid_mask = torch.zeros_like(aligned.valid_mask)
+    return out

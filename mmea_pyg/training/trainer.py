@@ -323,7 +323,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("total", "mcl", "transe")})
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                valid = self.evaluate(self.valid_pairs)
+                # Without validation links (a refit on training + validation) the latest epoch is kept.
+                valid = self.evaluate(self.valid_pairs) if self.valid_pairs.numel() else {}
                 self.state.elapsed = time.time() - started
                 record = {
                     "epoch": epoch,
@@ -334,9 +335,9 @@ class Trainer:
                     "pseudo_seeds": 0 if self.pseudo_pairs is None else int(self.pseudo_pairs.size(1)),
                 }
                 self.state.history.append(record)
-                improved = valid["mrr"] > self.state.best_valid_mrr
+                improved = not valid or valid["mrr"] > self.state.best_valid_mrr
                 if improved:
-                    self.state.best_valid_mrr, self.state.best_epoch = valid["mrr"], epoch
+                    self.state.best_valid_mrr, self.state.best_epoch = valid.get("mrr", -math.inf), epoch
                     waited = 0
                 else:
                     waited += 1
@@ -358,9 +359,9 @@ class Trainer:
         started = time.time()
         rounds = self.model.fit(self.train_pairs, chunk_size=self.config.eval.chunk_size)
         self.state.epoch = 1
-        valid = self.evaluate(self.valid_pairs) if self.valid_pairs.numel() else {"mrr": 0.0}
+        valid = self.evaluate(self.valid_pairs) if self.valid_pairs.numel() else {}
         self.state.elapsed = time.time() - started
-        self.state.best_valid_mrr, self.state.best_epoch = valid["mrr"], 1
+        self.state.best_valid_mrr, self.state.best_epoch = valid.get("mrr", -math.inf), 1
         record = {
             "epoch": 1,
             "time_s": round(self.state.elapsed, 2),

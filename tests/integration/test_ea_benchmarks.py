@@ -153,13 +153,14 @@ def test_mmea_align_end_to_end_on_openea_d_y(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "modalities: r (not used: v, a" in result.stderr
     pairs = (out / "alignment.tsv").read_text(encoding="utf-8").splitlines()
-    # Fold 1: 3,000 training links; every other source entity (15,000 - 3,000) is a query.
+    # Fold 1: 3,000 training and 1,500 validation links, all known to the refit that aligns; every
+    # other source entity (15,000 - 4,500) is a query.
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["queries"] == metrics["candidates"] == 12_000
-    assert 0 < len(pairs) - 1 <= 12_000 and len(pairs) - 1 == metrics["pairs"]
+    assert metrics["queries"] == metrics["candidates"] == 10_500
+    assert 0 < len(pairs) - 1 <= 10_500 and len(pairs) - 1 == metrics["pairs"]
     targets = [line.split("\t")[1] for line in pairs[1:]]
     assert len(set(targets)) == len(targets)  # one to one
     assert metrics["test"]["pairs"] == 10_500 and metrics["alignment"]["gold"] == 10_500
     assert metrics["test"]["hits@1"] > 0.05  # two epochs already align some
     candidates = (out / "candidates.tsv").read_text(encoding="utf-8").splitlines()
-    assert len(candidates) == 1 + 10 * 12_000
+    assert len(candidates) == 1 + 10 * 10_500
