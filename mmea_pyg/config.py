@@ -13,6 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -288,24 +289,35 @@ class Config:
 
     def override(self, assignments: list[str]) -> Config:
         """Apply ``section.key=value`` assignments (values parsed as YAML: ``0.5``, ``[1, 2]``, ``true``)."""
-        values = self.to_dict()
+        parsed: dict[str, Any] = {}
         for assignment in assignments:
             if "=" not in assignment:
                 raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.epochs=50")
             key, raw = assignment.split("=", 1)
-            parts = key.strip().split(".")
-            node = values
-            for part in parts[:-1]:
-                if not isinstance(node, dict) or part not in node:
-                    raise ConfigError(f"--set {assignment!r}: unknown key {key!r}; {_known_keys(self)}")
-                node = node[part]
-            if not isinstance(node, dict) or parts[-1] not in node:
-                raise ConfigError(f"--set {assignment!r}: unknown key {key!r}; {_known_keys(self)}")
             try:
-                node[parts[-1]] = yaml.safe_load(raw)
+                value = yaml.safe_load(raw)
             except yaml.YAMLError as exc:
                 raise ConfigError(f"--set {assignment!r}: cannot parse value {raw!r}: {exc}") from exc
-        return Config.from_dict(values, source="--set")
+            parsed.pop(key.strip(), None)  # the last assignment of a key wins, in its place
+            parsed[key.strip()] = value
+        return self.with_values(parsed, source="--set")
+
+    def with_values(self, values: Mapping[str, Any], source: str = "the arguments") -> Config:
+        """A copy with each ``section.key`` of ``values`` set to its value *as given*, validated like any
+        config. Nothing is parsed: a dataset folder named ``2024``, ``on`` or ``null`` stays that string
+        (what the library and the CLI pass their arguments through; ``--set`` parses YAML first)."""
+        tree = self.to_dict()
+        for key, value in values.items():
+            parts = key.split(".")
+            node = tree
+            for part in parts[:-1]:
+                if not isinstance(node, dict) or part not in node:
+                    raise ConfigError(f"{source}: unknown key {key!r}; {_known_keys(self)}")
+                node = node[part]
+            if not isinstance(node, dict) or parts[-1] not in node:
+                raise ConfigError(f"{source}: unknown key {key!r}; {_known_keys(self)}")
+            node[parts[-1]] = value
+        return Config.from_dict(tree, source=source)
 
     @property
     def ablations(self) -> set[str]:

@@ -454,13 +454,14 @@ def make_config(
         base, from_file = Config.load(config), True
     else:
         base, from_file = Config.recommended(model or Config().model.name), False
-    explicit = [f"data.dataset={dataset}"] if dataset is not None else []
-    explicit += [f"model.name={model}"] if model is not None else []
-    explicit += [f"{keys[k]}={v}" for k, v in options.items() if v is not None]
+    # Explicit arguments are values, never YAML: a folder named 2024, on or "my graphs" stays a string.
+    explicit: dict[str, Any] = {"data.dataset": str(dataset)} if dataset is not None else {}
+    explicit |= {"model.name": model} if model is not None else {}
+    explicit |= {keys[k]: str(v) if k in ("root", "mirror") else v for k, v in options.items() if v is not None}
     ablations = list(ablations)
     if ablations:
-        explicit.append("model.ablations=[" + ", ".join(repr(a) for a in ablations) + "]")
-    result = base.override(explicit + list(overrides))
+        explicit["model.ablations"] = ablations
+    result = base.with_values(explicit).override(list(overrides))
     result.model.ablations = sorted(result.ablations)  # canonical Table 2 names (validated)
     if result.data.ratio is None:
         result.data.ratio = default_ratio(result.data.dataset)

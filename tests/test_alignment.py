@@ -281,3 +281,29 @@ def test_align_with_sinkhorn_from_a_checkpoint(aligned: pipeline.AlignmentResult
     assert test["pairs"] == aligned.metrics["test"]["pairs"] and 0.0 < test["hits@1"] <= 1.0
     assert {"hits@1", "hits@10", "mrr", "t2s/hits@1"} <= set(test)
     assert result.metrics["alignment"]["gold"] == test["pairs"]
+
+
+@pytest.mark.parametrize("name", ["2024", "on", "null", "my graphs", "a: b", "x #1"])
+def test_mmea_align_takes_any_folder_name(name: str, tmp_path: Path, monkeypatch):
+    """The folder reaches the config as a value, never through YAML: names YAML would read as a number,
+    a boolean, null, a mapping or a comment align like any other."""
+    from mmea_pyg.cli.main import cli
+
+    folder = tmp_path / name
+    folder.mkdir()
+    rows = {1: [], 2: []}
+    for i, city in enumerate(CITIES):
+        nxt, far = CITIES[(i + 1) % len(CITIES)], CITIES[(i + 3) % len(CITIES)]
+        rows[1] += [f"a:{city}\tnear\ta:{nxt}", f"a:{city}\tfar\ta:{far}"]
+        rows[2] += [f"b:{city}\tnahe\tb:{nxt}", f"b:{city}\tfern\tb:{far}"]
+    for k in (1, 2):
+        (folder / f"triples_{k}.tsv").write_text("\n".join(rows[k]) + "\n", encoding="utf-8")
+    links = [f"a:{c}\tb:{c}" for c in CITIES]
+    (folder / "links.tsv").write_text("\n".join(links) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["align", name, "--epochs", "1", "--ratio", "0.5", "--quiet", "--device", "cpu"]
+    args += ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    saved = pipeline.AlignmentResult.load(tmp_path / "run")
+    assert saved.run.dataset == name and saved.pairs
