@@ -1,5 +1,5 @@
 """Pictures of a run: PNG plots (matplotlib) and a short Markdown page from a
-:class:`~mmea_pyg.pipeline.RunResult`.
+:class:`~mmea_pyg.results.RunResult`.
 
 Plots written by :func:`write_report`:
 
@@ -29,9 +29,10 @@ from mmea_pyg.io import (
     made_dirs,
     temporary_sibling_dir,
 )
+from mmea_pyg.runs import describe_machine
 
 if TYPE_CHECKING:
-    from mmea_pyg.pipeline import RunResult
+    from mmea_pyg.results import RunResult
 
 __all__ = ["write_report"]
 
@@ -165,8 +166,6 @@ def _relative(text: str | None) -> str | None:
 
 
 def _markdown(result: RunResult, plots: dict[str, Path]) -> str:
-    from mmea_pyg.pipeline import describe_machine
-
     lines = [
         f"# {result.model.upper()} on {_relative(result.dataset)}",
         "",

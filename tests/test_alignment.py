@@ -271,10 +271,24 @@ def test_sinkhorn_shares_out_a_hub_candidate():
         sinkhorn_scores(query, cands, max_cells=3)
 
 
-def test_align_with_sinkhorn_from_a_checkpoint(aligned: pipeline.AlignmentResult, toy, tmp_path: Path):
+def _precision_from_the_pairs(result: pipeline.AlignmentResult, data) -> float:
+    """The precision of ``result.pairs`` against the test links, recomputed from the URIs."""
+    link = data["source", "aligned", "target"]
+    test = link.edge_index[:, link.test_mask]
+    gold = {(data["source"].uri[s], data["target"].uri[t]) for s, t in test.T.tolist()}
+    return sum((src, tgt) in gold for src, tgt, _, _ in result.pairs) / len(result.pairs)
+
+
+@pytest.mark.parametrize("top_k", [500, 0])
+def test_align_with_sinkhorn_from_a_checkpoint(aligned: pipeline.AlignmentResult, toy, tmp_path: Path, top_k: int):
     result = pipeline.align(
-        data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "s", sinkhorn=10, progress=False
+        data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "s", sinkhorn=10, sinkhorn_top_k=top_k, progress=False
     )
+    # The alignment figures judge the pairs written (a regression: the sparse path once judged the
+    # test links themselves, precision 1).
+    assert result.metrics["alignment"]["precision"] == pytest.approx(_precision_from_the_pairs(result, toy))
+    assert result.metrics["alignment"]["precision"] < 1.0
+    assert _precision_from_the_pairs(aligned, toy) == pytest.approx(aligned.metrics["alignment"]["precision"])
     assert result.options["embedding"] == "model + Sinkhorn" and result.options["sinkhorn"] == 10
     assert all(0.0 <= p[2] <= 1.0 for p in result.pairs)
     test = result.metrics["test"]

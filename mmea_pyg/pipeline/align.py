@@ -1,0 +1,373 @@
+r"""Alignment of two graphs: :func:`align_model` (a trained model's candidates, one-to-one,
+threshold, Sinkhorn, names, and the figures of the test links) and :func:`align` (end to end: train
+or load, refit, align, save the run folder's files)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from mmea_pyg.config import Config
+from mmea_pyg.data import content_key
+from mmea_pyg.errors import MMEAError
+from mmea_pyg.io import check_writable_dir, resolve_device
+from mmea_pyg.pipeline.evaluate import evaluate_model
+from mmea_pyg.pipeline.fit import refit as refit_model
+from mmea_pyg.pipeline.fit import train_and_load
+from mmea_pyg.pipeline.inputs import load_dataset, make_config, split_pairs
+from mmea_pyg.results import MODEL, AlignmentResult
+from mmea_pyg.runs import check_run_folder
+
+__all__ = ["align", "align_model"]
+
+SIDES = ("source", "target")
+
+
+@torch.no_grad()
+def align_model(
+    model,
+    data: HeteroData,
+    config: Config,
+    *,
+    top_k: int = 10,
+    one_to_one: str | None = None,
+    threshold: float | None = None,
+    csls: bool = False,
+    names: dict[str, Tensor] | None = None,
+    names_weight: float = 1.0,
+    known_pairs: Tensor | None = None,
+    sinkhorn: int = 0,
+    sinkhorn_tau: float = 0.02,
+    sinkhorn_top_k: int = 500,
+    progress: bool = True,
+) -> AlignmentResult:
+    """Align the graphs of ``data`` with a trained ``model``: every source entity without a training
+    pair is a query, every target entity without a training pair a candidate (no test or validation
+    link is looked at to choose them). See :mod:`mmea_pyg.alignment`.
+
+    Args:
+        top_k: Candidates per query in ``candidates``.
+        one_to_one: :obj:`None`, ``"greedy"`` or ``"hungarian"``.
+        threshold: Drop pairs whose score is below it.
+        csls: Score by CSLS (``config.eval.csls_k``) instead of cosine.
+        names: Name vectors per side (:func:`mmea_pyg.training.names.name_vectors`): the "+ names"
+            add-on is appended to the model's embedding with norm ``names_weight``.
+        known_pairs: The links given as known :math:`(2, K)`, whose entities are neither queries nor
+            candidates (default: the training links of ``data``, and the sources of its validation
+            links are aligned but not judged; pivots induced from names are not given, so with
+            ``known_pairs`` empty every entity is aligned and judged).
+        sinkhorn: Sinkhorn iterations over all queries x candidates (0: off; an add-on, see
+            :mod:`mmea_pyg.alignment`), temperature ``sinkhorn_tau``, over each query's
+            ``sinkhorn_top_k`` best candidates (LightEA's sparse form; 0: the dense matrix). Scores,
+            pairs and the test metrics then come from the normalised scores.
+    """
+    from mmea_pyg.alignment import (
+        Candidates,
+        assignment_from_scores,
+        candidates_from_scores,
+        check_options,
+        greedy_one_to_one,
+        hungarian_one_to_one,
+        pair_block,
+        positions,
+        precision_recall_f1,
+        ranks_from_scores,
+        sinkhorn_scores,
+        sparse_sinkhorn_candidates,
+        top_k_candidates,
+    )
+    from mmea_pyg.data.twins import twin_share
+    from mmea_pyg.evaluation import ranked_metrics
+    from mmea_pyg.similarity import sparse_ranks
+    from mmea_pyg.training.iterative import unaligned_candidates
+
+    check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)
+    model.eval()
+    if names is not None:
+        from mmea_pyg.training.names import NameAddOn
+
+        model = NameAddOn(model, names, names_weight)
+    chunk = config.eval.chunk_size
+    csls_k = config.eval.csls_k if csls else 0
+    train = split_pairs(data, "train")
+    known = train if known_pairs is None else known_pairs.to(train.device)
+    queries, cands = unaligned_candidates(data, known)
+    if queries.numel() == 0 or cands.numel() == 0:
+        raise MMEAError("nothing to align: every entity of one graph is in a training pair")
+    device = train.device
+    src = model.embed(data, "source", queries.to(device), chunk)
+    tgt = model.embed(data, "target", cands.to(device), chunk)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=queries.numel() + cands.numel(), desc="align", unit="entity", file=sys.stderr, leave=False
+        )
+    dense = listed = None
+    try:
+        if sinkhorn and sinkhorn_top_k:
+            listed = sparse_sinkhorn_candidates(
+                src,
+                tgt,
+                k=sinkhorn_top_k,
+                iters=sinkhorn,
+                tau=sinkhorn_tau,
+                csls_k=csls_k,
+                chunk_size=chunk,
+                bar=bar,
+            )
+            found = Candidates(listed.scores[:, :top_k], listed.index[:, :top_k], listed.mutual)
+        elif sinkhorn:
+            dense = sinkhorn_scores(
+                src, tgt, tau=sinkhorn_tau, iters=sinkhorn, csls_k=csls_k, chunk_size=chunk
+            )
+            found = candidates_from_scores(dense, top_k)
+        else:
+            found = top_k_candidates(src, tgt, top_k, csls_k=csls_k, chunk_size=chunk, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if dense is not None:  # log-probabilities rank; the files show the probabilities
+        found.scores = found.scores.exp()
+    scores, index, mutual = found.scores.cpu(), found.index.cpu(), found.mutual.cpu()
+    if one_to_one == "greedy":
+        rows, cols, values = greedy_one_to_one(found)
+    elif one_to_one == "hungarian" and dense is not None:
+        rows, cols, values = assignment_from_scores(dense)
+        values = values.exp()
+    elif one_to_one == "hungarian":
+        rows, cols, values = hungarian_one_to_one(src, tgt, csls_k=csls_k, chunk_size=chunk)
+    else:
+        order = torch.argsort(scores[:, 0], descending=True, stable=True)
+        rows, cols, values = order, index[order, 0], scores[order, 0]
+    flags = torch.zeros(rows.numel(), dtype=torch.bool)
+    if rows.numel():
+        flags = mutual[rows] & (index[rows, 0] == cols)
+    if threshold is not None:
+        keep = values >= threshold
+        rows, cols, values, flags = rows[keep], cols[keep], values[keep], flags[keep]
+    src_uri, tgt_uri = data["source"].uri, data["target"].uri
+    q_ids, c_ids = queries.tolist(), cands.tolist()
+    pairs = [
+        (src_uri[q_ids[r]], tgt_uri[c_ids[c]], float(v), bool(f))
+        for r, c, v, f in zip(rows.tolist(), cols.tolist(), values.tolist(), flags.tolist(), strict=True)
+    ]
+    candidates = [
+        (src_uri[q_ids[r]], rank + 1, tgt_uri[c_ids[c]], float(scores[r, rank]))
+        for r in range(index.size(0))
+        for rank, c in enumerate(index[r].tolist())
+    ]
+    metrics: dict[str, Any] = {"queries": len(q_ids), "candidates": len(c_ids), "pairs": len(pairs)}
+    test = split_pairs(data, "test")
+    if test.numel() and listed is not None:
+        # The test links ranked among the test targets by the sparse probabilities (unlisted: 0).
+        test_rows = positions(test[0], queries, data["source"].num_nodes)
+        test_cols = positions(test[1], cands, data["target"].num_nodes)
+        ranks = sparse_ranks(listed.scores.cpu(), listed.index.cpu(), test_rows, test_cols)
+        metrics["test"] = {"pairs": int(test.size(1)), **ranked_metrics(ranks, tuple(config.eval.ks))}
+    elif test.numel() and dense is not None:
+        # The test links ranked among the test targets, by the scores normalised over all candidates.
+        block, rows_, cols_ = pair_block(
+            dense, queries, cands, test, data["source"].num_nodes, data["target"].num_nodes
+        )
+        ranks = ranks_from_scores(block, rows_, cols_)
+        metrics["test"] = {"pairs": int(test.size(1)), **ranked_metrics(ranks, tuple(config.eval.ks))}
+    elif test.numel():
+        evaluation = evaluate_model(model, data, config, "test", csls=csls, progress=False)
+        metrics["test"] = {"pairs": evaluation.pairs, **evaluation.metrics}
+    if test.numel():
+        metrics["test"]["ranked_among"] = int(torch.unique(test[1]).numel())
+        # The share of truths that have a structural twin, which structure can at best tie with.
+        metrics["test"].update(twin_share(data, test))
+        valid_sources = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
+        judged = {
+            (q_ids[r], c_ids[c])
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+            if q_ids[r] not in valid_sources
+        }
+        gold = set(zip(test[0].tolist(), test[1].tolist(), strict=True))
+        metrics["alignment"] = precision_recall_f1(judged, gold)
+    options = {
+        "top_k": top_k,
+        "one_to_one": one_to_one,
+        "threshold": threshold,
+        "csls_k": csls_k,
+        "embedding": ("model + names" if names is not None else MODEL) + (" + Sinkhorn" if sinkhorn else ""),
+        "names_weight": names_weight if names is not None else None,
+        "sinkhorn": sinkhorn,
+        "sinkhorn_tau": sinkhorn_tau if sinkhorn else None,
+        "sinkhorn_top_k": (sinkhorn_top_k or None) if sinkhorn else None,
+    }
+    return AlignmentResult(pairs=pairs, candidates=candidates, metrics=metrics, options=options)
+
+
+def _name_vectors(
+    data: HeteroData, config: Config, names: bool, text: bool = True, progress: bool = False
+) -> dict[str, Tensor] | None:
+    if not names:
+        return None
+    from mmea_pyg.data.features.text import DEFAULT_TEXT_MODEL
+    from mmea_pyg.training.names import name_vectors
+
+    text_model = (config.data.text_model or DEFAULT_TEXT_MODEL) if text else None
+    device = str(resolve_device(config.train.device))
+    return {side: name_vectors(data, side, text_model, device=device, progress=progress) for side in SIDES}
+
+
+def align(
+    source: str | os.PathLike | None = None,
+    *,
+    model: str | None = None,
+    config: str | os.PathLike | Config | None = None,
+    overrides: Sequence[str] = (),
+    checkpoint: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    data: HeteroData | None = None,
+    top_k: int = 10,
+    one_to_one: str | None = None,
+    threshold: float | None = None,
+    csls: bool = False,
+    names: bool = False,
+    names_weight: float = 1.0,
+    names_text: bool = True,
+    pivot_score: float = 0.9,
+    sinkhorn: int = 0,
+    sinkhorn_tau: float = 0.02,
+    sinkhorn_top_k: int = 500,
+    refit: bool = True,
+    progress: bool = True,
+    echo=None,
+    command: str | None = None,
+    **options: Any,
+) -> AlignmentResult:
+    """Align two graphs end to end: train ``model`` on ``source`` (a registered dataset or a folder in
+    one of the supported layouts; or load ``checkpoint``), then :func:`align_model`, and save the
+    files into the run folder ``out`` (default :func:`default_out`; with ``checkpoint``, its folder).
+
+    ``options`` are :func:`make_config`'s shortcuts (``ratio``, ``epochs``, ``seed``, ``device``,
+    ``root``, ``mirror``); ``overrides`` ``section.key=value`` assignments (e.g. ``data.format=jape``).
+
+    With ``names``, the entities' name vectors (:mod:`mmea_pyg.training.names`) are appended to the
+    model's embedding (weight ``names_weight``; ``names_text=False`` leaves out the text embedding of
+    the labels and keeps their character n-grams); when the graphs come without any training link, the
+    mutual best name matches scoring at least ``pivot_score`` become the training links first.
+
+    With ``refit`` (the default) and validation links, the model trained with validation-based
+    selection only chooses the schedule: it is then trained afresh on the training *and* validation
+    links for the selected number of epochs, in the run folder's ``refit/``, and that model aligns
+    (:func:`~mmea_pyg.pipeline.fit.refit`). The run's validation figures stay those of the first fit.
+    """
+    from mmea_pyg.alignment import check_options
+
+    check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)  # before any training
+    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    if checkpoint is not None:
+        from mmea_pyg.training.trainer import load_checkpoint, load_model
+
+        saved = load_checkpoint(checkpoint)
+        cfg = Config.from_dict(saved["config"], source=str(checkpoint))
+        out_dir = Path(out) if out is not None else Path(checkpoint).parent
+        check_writable_dir(out_dir, "alignment folder (--out)", "pass another --out")
+        if source is not None:
+            cfg.data.dataset = str(source)  # the graphs the user names; checked against the checkpoint below
+        elif saved.get("dataset_path") and Path(saved["dataset_path"]).is_dir():
+            cfg.data.dataset = saved["dataset_path"]  # found from any working directory
+        if data is None:
+            data = load_dataset(cfg, progress=progress, root=options.get("root"))
+        elif cfg.data.valid_in_train:  # a refit's checkpoint: its split (load_dataset does the same)
+            from mmea_pyg.data.splits import with_valid_in_train
+
+            data = with_valid_in_train(data)
+        key = saved.get("dataset_key")
+        if key is not None and key != content_key(data):
+            raise MMEAError(
+                f"{source if source is not None else cfg.data.dataset} is not the dataset {checkpoint} was trained "
+                f"on (its graphs or links differ); pass that dataset, or train on this one"
+            )
+        device = resolve_device(options.get("device") or "auto")
+        net, cfg, _ = load_model(checkpoint, data, str(device), checkpoint=saved)
+        data = data.to(device)
+        vectors = _name_vectors(data, cfg, names, names_text, progress)
+        known = None
+        run_result = None
+        refit_result = None
+    else:
+        refit_result = None
+        cfg = make_config(
+            model, None if source is None else str(source), config, overrides, (), out, **options
+        )
+        check_run_folder(cfg.out)
+        if data is None:
+            data = load_dataset(cfg, progress=progress)
+        vectors = _name_vectors(data, cfg, names, names_text, progress)
+        known = None
+        if vectors is not None and split_pairs(data, "train").numel() == 0:
+            from mmea_pyg.training.names import name_pivots, with_pivots
+
+            pivots = name_pivots(vectors, pivot_score, cfg.eval.chunk_size)
+            echo(
+                f"no training links: {pivots.size(1):,} pivot pairs induced from names (score >= {pivot_score})"
+            )
+            if pivots.size(1) < 2:
+                raise MMEAError(
+                    f"no training links and only {pivots.size(1)} name pivots scoring >= {pivot_score}: give "
+                    "some known pairs (a links file) or lower the pivot score"
+                )
+            data = with_pivots(data, pivots, seed=cfg.split_seed)
+            known = torch.empty(2, 0, dtype=torch.long)
+        elif split_pairs(data, "train").numel() == 0:
+            raise MMEAError(
+                "the graphs come without training links: give some known pairs (a links file) or pass "
+                "--names to induce pivot pairs from entity names"
+            )
+        run_result, net, data = train_and_load(
+            cfg,
+            data,
+            resume=False,
+            progress=progress,
+            propagation=False,
+            log_stream=None,
+            command=command,
+            echo=echo,
+        )
+        out_dir = Path(cfg.out)
+        if refit and split_pairs(data, "valid").numel():
+            refit_result, net, data = refit_model(
+                cfg, data, run_result, progress=progress, command=command, echo=echo
+            )
+    result = align_model(
+        net,
+        data,
+        cfg,
+        top_k=top_k,
+        one_to_one=one_to_one,
+        threshold=threshold,
+        csls=csls,
+        names=vectors,
+        names_weight=names_weight,
+        known_pairs=known,
+        sinkhorn=sinkhorn,
+        sinkhorn_tau=sinkhorn_tau,
+        sinkhorn_top_k=sinkhorn_top_k,
+        progress=progress,
+    )
+    result.run = run_result
+    if refit_result is not None:
+        result.options["refit"] = {
+            "epochs": refit_result.epochs,
+            "links": int(split_pairs(data, "train").size(1)),
+            "run_dir": refit_result.run_dir,
+        }
+        result.checkpoint = refit_result.checkpoints["best"]
+    else:
+        result.checkpoint = str(checkpoint) if checkpoint is not None else run_result.checkpoints["best"]
+    result.save(out_dir)
+    return result
