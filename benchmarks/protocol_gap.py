@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from mmea_pyg.alignment import pair_block, ranks_from_scores, sinkhorn_scores
-from mmea_pyg.evaluation import _mean_topk_similarity, metrics_from_ranks
+from mmea_pyg.evaluation import metrics_from_ranks
 from mmea_pyg.pipeline import load_dataset, split_pairs
+from mmea_pyg.similarity import mean_top_k_similarity
 from mmea_pyg.training.iterative import unaligned_candidates
 from mmea_pyg.training.trainer import load_model
 
@@ -78,8 +79,8 @@ def main() -> None:
     with torch.no_grad():
         cosine = src @ tgt.T
         report("ours (cosine)", cosine)
-        r_src = _mean_topk_similarity(src, tgt, 10, 2048)
-        r_tgt = _mean_topk_similarity(tgt, src, 10, 2048)
+        r_src = mean_top_k_similarity(src, tgt, 10, 2048)
+        r_tgt = mean_top_k_similarity(tgt, src, 10, 2048)
         report("ours + CSLS (k = 10)", 2 * cosine - r_src.unsqueeze(1) - r_tgt.unsqueeze(0))
 
     queries, cands = unaligned_candidates(data, split_pairs(data, "train"))

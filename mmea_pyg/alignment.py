@@ -34,8 +34,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.evaluation import _mean_topk_similarity, _nearest, _score_block
-from mmea_pyg.similarity import column_best, sinkhorn_top_k, top_k_search
+from mmea_pyg.similarity import (
+    column_best,
+    mean_top_k_similarity,
+    nearest,
+    score_block,
+    sinkhorn_top_k,
+    top_k_search,
+)
 
 __all__ = [
     "Candidates",
@@ -116,8 +122,8 @@ def _prepare(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int):
     c = F.normalize(cand.float(), dim=-1)
     r_q = r_c = None
     if csls_k > 0:
-        r_q = _mean_topk_similarity(q, c, csls_k, chunk_size)
-        r_c = _mean_topk_similarity(c, q, csls_k, chunk_size)
+        r_q = mean_top_k_similarity(q, c, csls_k, chunk_size)
+        r_c = mean_top_k_similarity(c, q, csls_k, chunk_size)
     return q, c, r_q, r_c
 
 
@@ -159,7 +165,7 @@ def top_k_candidates(
     k = min(k, c.size(0))
     csls = None if r_q is None else (r_q, r_c)
     scores, index = top_k_search(q, c, k, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar)
-    back = _nearest(c, q, r_c, r_q, chunk_size)  # each candidate's best query
+    back = nearest(c, q, r_c, r_q, chunk_size)  # each candidate's best query
     if bar is not None:
         bar.update(c.size(0))
     rows = torch.arange(q.size(0), device=q.device)
@@ -253,7 +259,7 @@ def _dense(query: Tensor, cand: Tensor, csls_k: int, chunk_size: int) -> Tensor:
     q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
     return torch.cat(
         [
-            _score_block(q[s : s + chunk_size], c, None if r_q is None else r_q[s : s + chunk_size], r_c)
+            score_block(q[s : s + chunk_size], c, None if r_q is None else r_q[s : s + chunk_size], r_c)
             for s in range(0, q.size(0), chunk_size)
         ]
     )

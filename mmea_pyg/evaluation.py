@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmea_pyg.errors import ConfigError
+from mmea_pyg.similarity import mean_top_k_similarity, nearest, score_block
 
 __all__ = [
     "DEFAULT_KS",
@@ -155,34 +156,6 @@ def _normalised_rows(emb: Tensor, index: Tensor, name: str) -> Tensor:
     return F.normalize(rows, p=2.0, dim=-1)
 
 
-def _mean_topk_similarity(query: Tensor, cand: Tensor, k: int, chunk_size: int) -> Tensor:
-    """Mean cosine of each query row with its ``k`` most similar candidate rows (chunked).
-
-    Args:
-        query: L2-normalised rows, shape ``[N, D]``.
-        cand: L2-normalised rows, shape ``[M, D]``.
-        k: Neighbourhood size; clamped to ``M``.
-        chunk_size: Query rows scored at a time.
-
-    Returns:
-        Tensor of shape ``[N]``.
-    """
-    k = min(k, cand.size(0))
-    out = query.new_empty(query.size(0))
-    for start in range(0, query.size(0), chunk_size):
-        sim = query[start : start + chunk_size] @ cand.t()
-        out[start : start + chunk_size] = sim.topk(k, dim=1).values.mean(dim=1)
-    return out
-
-
-def _score_block(q: Tensor, cand: Tensor, r_q: Tensor | None, r_cand: Tensor | None) -> Tensor:
-    """Cosine (``r_* is None``) or CSLS scores of a block of query rows against all candidates."""
-    sim = q @ cand.t()
-    if r_q is None or r_cand is None:
-        return sim
-    return 2.0 * sim - r_q.unsqueeze(1) - r_cand.unsqueeze(0)
-
-
 def _realistic_ranks(
     query: Tensor,
     cand: Tensor,
@@ -202,7 +175,7 @@ def _realistic_ranks(
     for start in range(0, query.size(0), chunk_size):
         stop = start + chunk_size
         rq = None if r_query is None else r_query[start:stop]
-        scores = _score_block(query[start:stop], cand, rq, r_cand)
+        scores = score_block(query[start:stop], cand, rq, r_cand)
         true = scores.gather(1, true_col[start:stop].unsqueeze(1))
         better = (scores > true).sum(dim=1)
         tied = (scores == true).sum(dim=1) - 1  # the true candidate ties with itself
@@ -274,8 +247,8 @@ def rank_pairs(
 
     r_src = r_tgt = None
     if csls_k > 0:
-        r_src = _mean_topk_similarity(src, tgt, csls_k, chunk_size)  # r_T(x), x a source candidate
-        r_tgt = _mean_topk_similarity(tgt, src, csls_k, chunk_size)  # r_S(y), y a target candidate
+        r_src = mean_top_k_similarity(src, tgt, csls_k, chunk_size)  # r_T(x), x a source candidate
+        r_tgt = mean_top_k_similarity(tgt, src, csls_k, chunk_size)  # r_S(y), y a target candidate
 
     s2t, s2t_tie = _realistic_ranks(
         src[src_pos],
@@ -491,20 +464,6 @@ def select_metric(results: Mapping[str, float], name: str) -> dict[str, float]:
     return selected
 
 
-def _nearest(
-    query: Tensor, cand: Tensor, r_query: Tensor | None, r_cand: Tensor | None, chunk_size: int
-) -> Tensor:
-    """Column of the best-scoring candidate for every query row; ties go to the lowest column."""
-    out = torch.empty(query.size(0), dtype=torch.long, device=query.device)
-    for start in range(0, query.size(0), chunk_size):
-        stop = start + chunk_size
-        rq = None if r_query is None else r_query[start:stop]
-        scores = _score_block(query[start:stop], cand, rq, r_cand)
-        # torch.argmax returns the first maximal index (documented, CPU and CUDA): lowest column.
-        out[start:stop] = scores.argmax(dim=1)
-    return out
-
-
 @torch.no_grad()
 def mutual_nearest_neighbours(
     src_emb: Tensor,
@@ -565,11 +524,11 @@ def mutual_nearest_neighbours(
     tgt = _normalised_rows(tgt_emb, tgt_cand, "tgt_emb")
     r_src = r_tgt = None
     if csls_k > 0:
-        r_src = _mean_topk_similarity(src, tgt, csls_k, chunk_size)
-        r_tgt = _mean_topk_similarity(tgt, src, csls_k, chunk_size)
+        r_src = mean_top_k_similarity(src, tgt, csls_k, chunk_size)
+        r_tgt = mean_top_k_similarity(tgt, src, csls_k, chunk_size)
 
-    s2t = _nearest(src, tgt, r_src, r_tgt, chunk_size)  # [C_S] column in tgt_cand
-    t2s = _nearest(tgt, src, r_tgt, r_src, chunk_size)  # [C_T] column in src_cand
+    s2t = nearest(src, tgt, r_src, r_tgt, chunk_size)  # [C_S] column in tgt_cand
+    t2s = nearest(tgt, src, r_tgt, r_src, chunk_size)  # [C_T] column in src_cand
     rows = torch.arange(src_cand.size(0), device=device)
     mutual = t2s[s2t] == rows
     result = torch.stack([src_cand[mutual], tgt_cand[s2t[mutual]]])

@@ -12,6 +12,9 @@ package.
   query's row, then over each candidate's column (over the queries that list it), ``iters`` times.
   Unlisted entries are exactly 0. Computed in the log domain, so that a temperature of 0.02 cannot
   underflow a whole row.
+* :func:`score_block`, :func:`mean_top_k_similarity` and :func:`nearest` — cosine or CSLS scores of a
+  block of query rows, CSLS's neighbourhood terms, and each query's best candidate, chunked (what
+  :mod:`mmea_pyg.evaluation` ranks with and :mod:`mmea_pyg.alignment` aligns with).
 * :func:`column_best` — for every candidate, the query whose listed score for it is highest (the
   reverse direction of a top-k list, for mutual-best flags).
 """
@@ -22,7 +25,58 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["column_best", "sinkhorn_top_k", "sparse_ranks", "sparse_sinkhorn", "top_k_search"]
+__all__ = [
+    "column_best",
+    "mean_top_k_similarity",
+    "nearest",
+    "score_block",
+    "sinkhorn_top_k",
+    "sparse_ranks",
+    "sparse_sinkhorn",
+    "top_k_search",
+]
+
+
+def score_block(q: Tensor, cand: Tensor, r_q: Tensor | None, r_cand: Tensor | None) -> Tensor:
+    """Cosine (``r_* is None``) or CSLS scores of a block of query rows against all candidates."""
+    sim = q @ cand.t()
+    if r_q is None or r_cand is None:
+        return sim
+    return 2.0 * sim - r_q.unsqueeze(1) - r_cand.unsqueeze(0)
+
+
+def mean_top_k_similarity(query: Tensor, cand: Tensor, k: int, chunk_size: int) -> Tensor:
+    """Mean cosine of each query row with its ``k`` most similar candidate rows (chunked).
+
+    Args:
+        query: L2-normalised rows, shape ``[N, D]``.
+        cand: L2-normalised rows, shape ``[M, D]``.
+        k: Neighbourhood size; clamped to ``M``.
+        chunk_size: Query rows scored at a time.
+
+    Returns:
+        Tensor of shape ``[N]``.
+    """
+    k = min(k, cand.size(0))
+    out = query.new_empty(query.size(0))
+    for start in range(0, query.size(0), chunk_size):
+        sim = query[start : start + chunk_size] @ cand.t()
+        out[start : start + chunk_size] = sim.topk(k, dim=1).values.mean(dim=1)
+    return out
+
+
+def nearest(
+    query: Tensor, cand: Tensor, r_query: Tensor | None, r_cand: Tensor | None, chunk_size: int
+) -> Tensor:
+    """Column of the best-scoring candidate for every query row; ties go to the lowest column."""
+    out = torch.empty(query.size(0), dtype=torch.long, device=query.device)
+    for start in range(0, query.size(0), chunk_size):
+        stop = start + chunk_size
+        rq = None if r_query is None else r_query[start:stop]
+        scores = score_block(query[start:stop], cand, rq, r_cand)
+        # torch.argmax returns the first maximal index (documented, CPU and CUDA): lowest column.
+        out[start:stop] = scores.argmax(dim=1)
+    return out
 
 
 @torch.no_grad()

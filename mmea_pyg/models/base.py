@@ -9,8 +9,6 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from mmea_pyg.errors import ConfigError
-
 SIDES = ("source", "target")
 
 
@@ -150,13 +148,3 @@ def register_model(name: str) -> Callable[[type], type]:
         return cls
 
     return decorator
-
-
-def build_model(config, data: HeteroData) -> AlignmentModel:
-    """Build the model named by ``config.model.name`` for the graphs of ``data``."""
-    import mmea_pyg.models  # noqa: F401  (registers the models)
-
-    name = config.model.name.lower()
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {config.model.name!r}; known models: {', '.join(sorted(MODELS))}")
-    return MODELS[name].from_config(config, data)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +69,7 @@ def align_model(
             ``sinkhorn_top_k`` best candidates (LightEA's sparse form; 0: the dense matrix). Scores,
             pairs and the test metrics then come from the normalised scores.
     """
-    from mmea_pyg.alignment import (
-        Candidates,
-        assignment_from_scores,
-        candidates_from_scores,
-        check_options,
-        greedy_one_to_one,
-        hungarian_one_to_one,
-        pair_block,
-        positions,
-        precision_recall_f1,
-        ranks_from_scores,
-        sinkhorn_scores,
-        sparse_sinkhorn_candidates,
-        top_k_candidates,
-    )
-    from mmea_pyg.data.twins import twin_share
-    from mmea_pyg.evaluation import ranked_metrics
-    from mmea_pyg.similarity import sparse_ranks
+    from mmea_pyg.alignment import check_options
     from mmea_pyg.training.iterative import unaligned_candidates
 
     check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)
@@ -94,107 +78,34 @@ def align_model(
         from mmea_pyg.training.names import NameAddOn
 
         model = NameAddOn(model, names, names_weight)
-    chunk = config.eval.chunk_size
-    csls_k = config.eval.csls_k if csls else 0
     train = split_pairs(data, "train")
-    known = train if known_pairs is None else known_pairs.to(train.device)
-    queries, cands = unaligned_candidates(data, known)
+    queries, cands = unaligned_candidates(
+        data, train if known_pairs is None else known_pairs.to(train.device)
+    )
     if queries.numel() == 0 or cands.numel() == 0:
         raise MMEAError("nothing to align: every entity of one graph is in a training pair")
-    device = train.device
-    src = model.embed(data, "source", queries.to(device), chunk)
-    tgt = model.embed(data, "target", cands.to(device), chunk)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=queries.numel() + cands.numel(), desc="align", unit="entity", file=sys.stderr, leave=False
-        )
-    dense = listed = None
-    try:
-        if sinkhorn and sinkhorn_top_k:
-            listed = sparse_sinkhorn_candidates(
-                src,
-                tgt,
-                k=sinkhorn_top_k,
-                iters=sinkhorn,
-                tau=sinkhorn_tau,
-                csls_k=csls_k,
-                chunk_size=chunk,
-                bar=bar,
-            )
-            found = Candidates(listed.scores[:, :top_k], listed.index[:, :top_k], listed.mutual)
-        elif sinkhorn:
-            dense = sinkhorn_scores(
-                src, tgt, tau=sinkhorn_tau, iters=sinkhorn, csls_k=csls_k, chunk_size=chunk
-            )
-            found = candidates_from_scores(dense, top_k)
-        else:
-            found = top_k_candidates(src, tgt, top_k, csls_k=csls_k, chunk_size=chunk, bar=bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    if dense is not None:  # log-probabilities rank; the files show the probabilities
-        found.scores = found.scores.exp()
-    scores, index, mutual = found.scores.cpu(), found.index.cpu(), found.mutual.cpu()
-    if one_to_one == "greedy":
-        rows, cols, values = greedy_one_to_one(found)
-    elif one_to_one == "hungarian" and dense is not None:
-        rows, cols, values = assignment_from_scores(dense)
-        values = values.exp()
-    elif one_to_one == "hungarian":
-        rows, cols, values = hungarian_one_to_one(src, tgt, csls_k=csls_k, chunk_size=chunk)
-    else:
-        order = torch.argsort(scores[:, 0], descending=True, stable=True)
-        rows, cols, values = order, index[order, 0], scores[order, 0]
-    flags = torch.zeros(rows.numel(), dtype=torch.bool)
-    if rows.numel():
-        flags = mutual[rows] & (index[rows, 0] == cols)
-    if threshold is not None:
-        keep = values >= threshold
-        rows, cols, values, flags = rows[keep], cols[keep], values[keep], flags[keep]
-    src_uri, tgt_uri = data["source"].uri, data["target"].uri
-    q_ids, c_ids = queries.tolist(), cands.tolist()
-    pairs = [
-        (src_uri[q_ids[r]], tgt_uri[c_ids[c]], float(v), bool(f))
-        for r, c, v, f in zip(rows.tolist(), cols.tolist(), values.tolist(), flags.tolist(), strict=True)
-    ]
-    candidates = [
-        (src_uri[q_ids[r]], rank + 1, tgt_uri[c_ids[c]], float(scores[r, rank]))
-        for r in range(index.size(0))
-        for rank, c in enumerate(index[r].tolist())
-    ]
-    metrics: dict[str, Any] = {"queries": len(q_ids), "candidates": len(c_ids), "pairs": len(pairs)}
+    csls_k = config.eval.csls_k if csls else 0
+    scored = _score(
+        model,
+        data,
+        queries,
+        cands,
+        config.eval.chunk_size,
+        top_k,
+        csls_k,
+        sinkhorn,
+        sinkhorn_tau,
+        sinkhorn_top_k,
+        progress,
+    )
+    rows, cols, values, flags = _assign(scored, one_to_one, threshold, csls_k, config.eval.chunk_size)
+    pairs, candidates = _named_rows(data, queries, cands, scored, rows, cols, values, flags)
+    metrics: dict[str, Any] = {"queries": queries.numel(), "candidates": cands.numel(), "pairs": len(pairs)}
     test = split_pairs(data, "test")
-    if test.numel() and listed is not None:
-        # The test links ranked among the test targets by the sparse probabilities (unlisted: 0).
-        test_rows = positions(test[0], queries, data["source"].num_nodes)
-        test_cols = positions(test[1], cands, data["target"].num_nodes)
-        ranks = sparse_ranks(listed.scores.cpu(), listed.index.cpu(), test_rows, test_cols)
-        metrics["test"] = {"pairs": int(test.size(1)), **ranked_metrics(ranks, tuple(config.eval.ks))}
-    elif test.numel() and dense is not None:
-        # The test links ranked among the test targets, by the scores normalised over all candidates.
-        block, rows_, cols_ = pair_block(
-            dense, queries, cands, test, data["source"].num_nodes, data["target"].num_nodes
-        )
-        ranks = ranks_from_scores(block, rows_, cols_)
-        metrics["test"] = {"pairs": int(test.size(1)), **ranked_metrics(ranks, tuple(config.eval.ks))}
-    elif test.numel():
-        evaluation = evaluate_model(model, data, config, "test", csls=csls, progress=False)
-        metrics["test"] = {"pairs": evaluation.pairs, **evaluation.metrics}
     if test.numel():
-        metrics["test"]["ranked_among"] = int(torch.unique(test[1]).numel())
-        # The share of truths that have a structural twin, which structure can at best tie with.
-        metrics["test"].update(twin_share(data, test))
-        valid_sources = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
-        judged = {
-            (q_ids[r], c_ids[c])
-            for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
-            if q_ids[r] not in valid_sources
-        }
-        gold = set(zip(test[0].tolist(), test[1].tolist(), strict=True))
-        metrics["alignment"] = precision_recall_f1(judged, gold)
+        metrics["test"] = _test_figures(model, data, config, queries, cands, scored, csls)
+        judged_out = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
+        metrics["alignment"] = _judge(queries, cands, rows, cols, test, judged_out)
     options = {
         "top_k": top_k,
         "one_to_one": one_to_one,
@@ -207,6 +118,146 @@ def align_model(
         "sinkhorn_top_k": (sinkhorn_top_k or None) if sinkhorn else None,
     }
     return AlignmentResult(pairs=pairs, candidates=candidates, metrics=metrics, options=options)
+
+
+@dataclass
+class _Scored:
+    """What :func:`_score` found: the top-k candidates (``found``), the embeddings, and the
+    normalised scores where Sinkhorn ran: ``dense`` :math:`(Q, C)` log-probabilities or ``listed``
+    (the sparse top-k probabilities)."""
+
+    found: Any
+    src: Tensor
+    tgt: Tensor
+    dense: Tensor | None = None
+    listed: Any = None
+
+
+def _score(
+    model, data, queries, cands, chunk, top_k, csls_k, sinkhorn, tau, sinkhorn_top_k, progress
+) -> _Scored:
+    """Embed the queries and candidates and find each query's ``top_k`` candidates: by cosine / CSLS,
+    or by the sparse (``sinkhorn_top_k`` > 0) or dense Sinkhorn probabilities."""
+    from mmea_pyg.alignment import (
+        Candidates,
+        candidates_from_scores,
+        sinkhorn_scores,
+        sparse_sinkhorn_candidates,
+        top_k_candidates,
+    )
+
+    device = split_pairs(data, "train").device  # the data's device (the ids may be on the CPU)
+    src = model.embed(data, "source", queries.to(device), chunk)
+    tgt = model.embed(data, "target", cands.to(device), chunk)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = queries.numel() + cands.numel()
+        bar = tqdm(total=total, desc="align", unit="entity", file=sys.stderr, leave=False)
+    try:
+        if sinkhorn and sinkhorn_top_k:
+            listed = sparse_sinkhorn_candidates(
+                src, tgt, k=sinkhorn_top_k, iters=sinkhorn, tau=tau, csls_k=csls_k, chunk_size=chunk, bar=bar
+            )
+            found = Candidates(listed.scores[:, :top_k], listed.index[:, :top_k], listed.mutual)
+            return _Scored(found, src, tgt, listed=listed)
+        if sinkhorn:
+            dense = sinkhorn_scores(src, tgt, tau=tau, iters=sinkhorn, csls_k=csls_k, chunk_size=chunk)
+            found = candidates_from_scores(dense, top_k)
+            found.scores = found.scores.exp()  # log-probabilities rank; the files show the probabilities
+            return _Scored(found, src, tgt, dense=dense)
+        return _Scored(top_k_candidates(src, tgt, top_k, csls_k=csls_k, chunk_size=chunk, bar=bar), src, tgt)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _assign(scored: _Scored, one_to_one, threshold, csls_k, chunk) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The pairs ``(rows, cols, values, mutual flags)``, positions among the queries and candidates:
+    each query's best candidate, or a greedy / optimal one-to-one assignment; then the threshold."""
+    from mmea_pyg.alignment import assignment_from_scores, greedy_one_to_one, hungarian_one_to_one
+
+    found = scored.found
+    scores, index, mutual = found.scores.cpu(), found.index.cpu(), found.mutual.cpu()
+    if one_to_one == "greedy":
+        rows, cols, values = greedy_one_to_one(found)
+    elif one_to_one == "hungarian" and scored.dense is not None:
+        rows, cols, values = assignment_from_scores(scored.dense)
+        values = values.exp()
+    elif one_to_one == "hungarian":
+        rows, cols, values = hungarian_one_to_one(scored.src, scored.tgt, csls_k=csls_k, chunk_size=chunk)
+    else:
+        order = torch.argsort(scores[:, 0], descending=True, stable=True)
+        rows, cols, values = order, index[order, 0], scores[order, 0]
+    flags = torch.zeros(rows.numel(), dtype=torch.bool)
+    if rows.numel():
+        flags = mutual[rows] & (index[rows, 0] == cols)
+    if threshold is not None:
+        keep = values >= threshold
+        rows, cols, values, flags = rows[keep], cols[keep], values[keep], flags[keep]
+    return rows, cols, values, flags
+
+
+def _named_rows(data, queries, cands, scored: _Scored, rows, cols, values, flags) -> tuple[list, list]:
+    """The rows of ``alignment.tsv`` and ``candidates.tsv``, entities named by their URIs."""
+    src_uri, tgt_uri = data["source"].uri, data["target"].uri
+    q_ids, c_ids = queries.tolist(), cands.tolist()
+    scores, index = scored.found.scores.cpu(), scored.found.index.cpu()
+    pairs = [
+        (src_uri[q_ids[r]], tgt_uri[c_ids[c]], float(v), bool(f))
+        for r, c, v, f in zip(rows.tolist(), cols.tolist(), values.tolist(), flags.tolist(), strict=True)
+    ]
+    candidates = [
+        (src_uri[q_ids[r]], rank + 1, tgt_uri[c_ids[c]], float(scores[r, rank]))
+        for r in range(index.size(0))
+        for rank, c in enumerate(index[r].tolist())
+    ]
+    return pairs, candidates
+
+
+def _test_figures(model, data, config, queries, cands, scored: _Scored, csls: bool) -> dict[str, Any]:
+    """Hits@k / MRR of the test links ranked among the distinct test targets, by the scores that
+    aligned (the sparse or dense Sinkhorn probabilities, else the model's evaluation), with how many
+    targets they are ranked among and the share of truths with a structural twin."""
+    from mmea_pyg.alignment import pair_block, positions, ranks_from_scores
+    from mmea_pyg.data.twins import twin_share
+    from mmea_pyg.evaluation import ranked_metrics
+    from mmea_pyg.similarity import sparse_ranks
+
+    test = split_pairs(data, "test")
+    num_src, num_tgt = data["source"].num_nodes, data["target"].num_nodes
+    ks = tuple(config.eval.ks)
+    if scored.listed is not None:  # the sparse probabilities (unlisted: 0)
+        rows, cols = positions(test[0], queries, num_src), positions(test[1], cands, num_tgt)
+        ranks = sparse_ranks(scored.listed.scores.cpu(), scored.listed.index.cpu(), rows, cols)
+        figures = {"pairs": int(test.size(1)), **ranked_metrics(ranks, ks)}
+    elif scored.dense is not None:  # the scores normalised over all candidates
+        block, rows, cols = pair_block(scored.dense, queries, cands, test, num_src, num_tgt)
+        figures = {"pairs": int(test.size(1)), **ranked_metrics(ranks_from_scores(block, rows, cols), ks)}
+    else:
+        evaluation = evaluate_model(model, data, config, "test", csls=csls, progress=False)
+        figures = {"pairs": evaluation.pairs, **evaluation.metrics}
+    figures["ranked_among"] = int(torch.unique(test[1]).numel())
+    # The share of truths that have a structural twin, which structure can at best tie with.
+    figures.update(twin_share(data, test))
+    return figures
+
+
+def _judge(queries, cands, rows, cols, test, left_out: set[int]) -> dict[str, float]:
+    """Precision / recall / F1 of the written pairs (positions ``rows``, ``cols``) against the test
+    links, leaving out the queries in ``left_out`` (the validation sources of a model that did not
+    train on them)."""
+    from mmea_pyg.alignment import precision_recall_f1
+
+    q_ids, c_ids = queries.tolist(), cands.tolist()
+    judged = {
+        (q_ids[r], c_ids[c])
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+        if q_ids[r] not in left_out
+    }
+    gold = set(zip(test[0].tolist(), test[1].tolist(), strict=True))
+    return precision_recall_f1(judged, gold)
 
 
 def _name_vectors(
@@ -270,64 +321,21 @@ def align(
     check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)  # before any training
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if checkpoint is not None:
-        from mmea_pyg.training.trainer import load_checkpoint, load_model
-
-        saved = load_checkpoint(checkpoint)
-        cfg = Config.from_dict(saved["config"], source=str(checkpoint))
         out_dir = Path(out) if out is not None else Path(checkpoint).parent
         check_writable_dir(out_dir, "alignment folder (--out)", "pass another --out")
-        if source is not None:
-            cfg.data.dataset = str(source)  # the graphs the user names; checked against the checkpoint below
-        elif saved.get("dataset_path") and Path(saved["dataset_path"]).is_dir():
-            cfg.data.dataset = saved["dataset_path"]  # found from any working directory
-        if data is None:
-            data = load_dataset(cfg, progress=progress, root=options.get("root"))
-        elif cfg.data.valid_in_train:  # a refit's checkpoint: its split (load_dataset does the same)
-            from mmea_pyg.data.splits import with_valid_in_train
-
-            data = with_valid_in_train(data)
-        key = saved.get("dataset_key")
-        if key is not None and key != content_key(data):
-            raise MMEAError(
-                f"{source if source is not None else cfg.data.dataset} is not the dataset {checkpoint} was trained "
-                f"on (its graphs or links differ); pass that dataset, or train on this one"
-            )
-        device = resolve_device(options.get("device") or "auto")
-        net, cfg, _ = load_model(checkpoint, data, str(device), checkpoint=saved)
-        data = data.to(device)
+        net, cfg, data = _from_checkpoint(checkpoint, source, data, progress, options)
         vectors = _name_vectors(data, cfg, names, names_text, progress)
-        known = None
-        run_result = None
-        refit_result = None
+        known, run_result, refit_result = None, None, None
     else:
-        refit_result = None
         cfg = make_config(
             model, None if source is None else str(source), config, overrides, (), out, **options
         )
         check_run_folder(cfg.out)
+        out_dir = Path(cfg.out)
         if data is None:
             data = load_dataset(cfg, progress=progress)
         vectors = _name_vectors(data, cfg, names, names_text, progress)
-        known = None
-        if vectors is not None and split_pairs(data, "train").numel() == 0:
-            from mmea_pyg.training.names import name_pivots, with_pivots
-
-            pivots = name_pivots(vectors, pivot_score, cfg.eval.chunk_size)
-            echo(
-                f"no training links: {pivots.size(1):,} pivot pairs induced from names (score >= {pivot_score})"
-            )
-            if pivots.size(1) < 2:
-                raise MMEAError(
-                    f"no training links and only {pivots.size(1)} name pivots scoring >= {pivot_score}: give "
-                    "some known pairs (a links file) or lower the pivot score"
-                )
-            data = with_pivots(data, pivots, seed=cfg.split_seed)
-            known = torch.empty(2, 0, dtype=torch.long)
-        elif split_pairs(data, "train").numel() == 0:
-            raise MMEAError(
-                "the graphs come without training links: give some known pairs (a links file) or pass "
-                "--names to induce pivot pairs from entity names"
-            )
+        data, known = _with_training_links(data, cfg, vectors, pivot_score, echo)
         run_result, net, data = train_and_load(
             cfg,
             data,
@@ -338,7 +346,7 @@ def align(
             command=command,
             echo=echo,
         )
-        out_dir = Path(cfg.out)
+        refit_result = None
         if refit and split_pairs(data, "valid").numel():
             refit_result, net, data = refit_model(
                 cfg, data, run_result, progress=progress, command=command, echo=echo
@@ -371,3 +379,56 @@ def align(
         result.checkpoint = str(checkpoint) if checkpoint is not None else run_result.checkpoints["best"]
     result.save(out_dir)
     return result
+
+
+def _from_checkpoint(checkpoint, source, data: HeteroData | None, progress: bool, options: dict[str, Any]):
+    """The model of ``checkpoint`` on its dataset: ``source`` when given (refused in one line when its
+    content differs from what the checkpoint was trained on), else the absolute path it records.
+    Returns ``(model, config, data)``, the data on the model's device."""
+    from mmea_pyg.training.trainer import load_checkpoint, load_model
+
+    saved = load_checkpoint(checkpoint)
+    cfg = Config.from_dict(saved["config"], source=str(checkpoint))
+    if source is not None:
+        cfg.data.dataset = str(source)  # the graphs the user names; checked against the checkpoint below
+    elif saved.get("dataset_path") and Path(saved["dataset_path"]).is_dir():
+        cfg.data.dataset = saved["dataset_path"]  # found from any working directory
+    if data is None:
+        data = load_dataset(cfg, progress=progress, root=options.get("root"))
+    elif cfg.data.valid_in_train:  # a refit's checkpoint: its split (load_dataset does the same)
+        from mmea_pyg.data.splits import with_valid_in_train
+
+        data = with_valid_in_train(data)
+    key = saved.get("dataset_key")
+    if key is not None and key != content_key(data):
+        raise MMEAError(
+            f"{source if source is not None else cfg.data.dataset} is not the dataset {checkpoint} was trained "
+            f"on (its graphs or links differ); pass that dataset, or train on this one"
+        )
+    device = resolve_device(options.get("device") or "auto")
+    net, cfg, _ = load_model(checkpoint, data, str(device), checkpoint=saved)
+    return net, cfg, data.to(device)
+
+
+def _with_training_links(data: HeteroData, cfg: Config, vectors, pivot_score: float, echo):
+    """``(data, known_pairs)``: the data as given when it has training links; without any, the mutual
+    best name matches scoring at least ``pivot_score`` as its training links (``known_pairs`` then
+    empty: pivots are not given links, so every entity is aligned and judged). Refused in one line
+    when there are neither links nor (enough) names."""
+    if split_pairs(data, "train").numel():
+        return data, None
+    if vectors is None:
+        raise MMEAError(
+            "the graphs come without training links: give some known pairs (a links file) or pass "
+            "--names to induce pivot pairs from entity names"
+        )
+    from mmea_pyg.training.names import name_pivots, with_pivots
+
+    pivots = name_pivots(vectors, pivot_score, cfg.eval.chunk_size)
+    echo(f"no training links: {pivots.size(1):,} pivot pairs induced from names (score >= {pivot_score})")
+    if pivots.size(1) < 2:
+        raise MMEAError(
+            f"no training links and only {pivots.size(1)} name pivots scoring >= {pivot_score}: give "
+            "some known pairs (a links file) or lower the pivot score"
+        )
+    return with_pivots(data, pivots, seed=cfg.split_seed), torch.empty(2, 0, dtype=torch.long)

@@ -103,19 +103,8 @@ def train_and_load(
     out = Path(config.out)
     best = load_checkpoint(out / "best.pt", trainer.device)
     model.load_state_dict(best["model"])
-    pseudo = best.get("pseudo_pairs")
-    pseudo = None if pseudo is None else pseudo.to(trainer.device)
     eval_started = time.perf_counter()
-    # Graphs without gold test links (an alignment of one's own graphs) are evaluated on validation only.
-    splits = [s for s in ("valid", "test") if split_pairs(trainer.data, s).numel()]
-    evaluations = [evaluate_model(model, trainer.data, config, s, progress=progress) for s in splits]
-    if propagation and "test" in splits:
-        evaluations.append(
-            evaluate_model(
-                model, trainer.data, config, "test", propagation=True, pseudo_pairs=pseudo, progress=progress
-            )
-        )
-    extra = diagnostics(model, trainer.data, config, splits[-1], seed=config.train.seed) if splits else {}
+    evaluations, extra = _evaluate_selected(model, trainer, config, best, propagation, progress)
     eval_s = time.perf_counter() - eval_started
     result = RunResult(
         dataset=config.data.dataset,
@@ -144,6 +133,24 @@ def train_and_load(
     )
     result.save()
     return result, model, trainer.data
+
+
+def _evaluate_selected(model, trainer, config: Config, best: dict, propagation: bool, progress: bool):
+    """The selected checkpoint's evaluations (validation, test, and the "+ propagation" add-on's own
+    test row when asked for) and the report's diagnostics. Graphs without gold test links (an
+    alignment of one's own graphs) are evaluated on validation only."""
+    pseudo = best.get("pseudo_pairs")
+    pseudo = None if pseudo is None else pseudo.to(trainer.device)
+    splits = [s for s in ("valid", "test") if split_pairs(trainer.data, s).numel()]
+    evaluations = [evaluate_model(model, trainer.data, config, s, progress=progress) for s in splits]
+    if propagation and "test" in splits:
+        evaluations.append(
+            evaluate_model(
+                model, trainer.data, config, "test", propagation=True, pseudo_pairs=pseudo, progress=progress
+            )
+        )
+    extra = diagnostics(model, trainer.data, config, splits[-1], seed=config.train.seed) if splits else {}
+    return evaluations, extra
 
 
 def run(

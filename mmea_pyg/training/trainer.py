@@ -24,7 +24,8 @@ from mmea_pyg.data import content_key
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.io import UnsafeFileError, atomic_torch_save, resolve_device, safe_torch_load
-from mmea_pyg.models.base import AlignmentModel, build_model
+from mmea_pyg.models import build_model
+from mmea_pyg.models.base import AlignmentModel
 from mmea_pyg.training.iterative import propose_pseudo_seeds
 
 CHECKPOINT_FORMAT = 1
