@@ -152,6 +152,8 @@ def _row(tag: str, dataset: str, what: str, cmd: list[str], out: Path, skip_exis
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "peak_rss_gib": round(peak, 2),
+        # What else the machine ran: above its core count, the times are upper bounds.
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "machine": describe_machine(run_result["machine"]),
         "modalities": run_result["modalities"],
         "command": shown,
@@ -192,8 +194,10 @@ def write_table(note: str = "") -> None:
         "row is one `mmea align FOLDER` at the layout's shipped split (SRPRS: `sup_ent_ids` 4,500 links,",
         "of which 1,500 are drawn for validation, `ref_ent_ids` 10,500 test; OpenEA D-Y fold 1: 3,000 /",
         "1,500 / 10,500). Hits@k and MRR rank each test source among the test targets (the benchmark",
-        "protocol); P / R / F1 judge `alignment.tsv`, where every source without a training pair is aligned",
-        "among *all* targets without a training pair (nothing looks at which entities are in the test set).",
+        "protocol); P / R / F1 judge `alignment.tsv`, where every source without a known pair is aligned",
+        "among *all* targets without a known pair (nothing looks at which entities are in the test set).",
+        "`mmea align` refits on the training and validation links by default (the first fit chooses the",
+        "epoch count on validation): the rows align with that model (`options.refit` in each JSON).",
         "",
         "| dataset | what | Hits@1 | Hits@10 | MRR | tied at top | truth has a twin | P | R | F1 | wall | CPU "
         "| peak RSS | machine |",
@@ -212,8 +216,8 @@ def write_table(note: str = "") -> None:
             lines.append(f"| {dataset} | {name} ({source}) | {cells} | - | - | - | - | - | - | - | - | - |")
     lines += [
         "",
-        'Rows from one training run per dataset: "model" is CLAMEA\'s own embedding; the others add, at',
-        "alignment time and from the same checkpoint, Sinkhorn normalisation over all unaligned entities",
+        'Rows from one training run (and its refit) per dataset: "model" is CLAMEA\'s own embedding; the others add, at',
+        "alignment time and from the same (refit) checkpoint, Sinkhorn normalisation over all unaligned entities",
         "(`--sinkhorn 10`) and/or the entity-name view (`--names`), add-ons that are not part of CLAMEA.",
         "The wall time of an add-on row is its own `mmea align --checkpoint` (no training).",
         "",
