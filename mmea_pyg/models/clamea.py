@@ -22,9 +22,9 @@ from mmea_pyg.models.knowledge import (
 )
 from mmea_pyg.nn.association import CrossModalAssociationExtraction
 from mmea_pyg.nn.attention_flow import ModalAttentionFlowFusion
-from mmea_pyg.nn.encoders import Tokenizer
 from mmea_pyg.nn.enhancement import ModalFeatureEnhancement
 from mmea_pyg.nn.generation import DynamicMissingModalityGeneration, generation_sources
+from mmea_pyg.nn.mke import Tokenizer
 
 FUSED_PAIRS = (("a", "r"), ("v", "r"), ("a", "v"))  # h^{ar}, h^{vr}, h^{av}
 

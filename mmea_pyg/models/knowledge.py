@@ -1,9 +1,9 @@
 """The Multimodal Knowledge Encoder (MKE), shared by every model of the toolkit.
 
 CLAMEA, RICEA and MIMEA all start from the same per-modality embeddings: the relation graph of each KG
-through one of the encoders of :mod:`mmea_pyg.nn.encoders` (``model.structure``: TransE, GAT over free
-entity rows, or the inductive GAT over attribute features with optional seed anchors and relation-type
-context), and the frozen attribute and image features through projections with a learned "missing"
+through one of the relational encoders (``model.structure``: the paper's TransE of :mod:`mmea_pyg.nn.mke`,
+or one of ours in :mod:`mmea_pyg.nn.structure`: GAT over free entity rows, the inductive GAT over
+attribute features with optional seed anchors and relation-type context, seed propagation), and the frozen attribute and image features through projections with a learned "missing"
 vector. :class:`KnowledgeEncoder` owns those choices and everything that comes with them (TransE's own
 loss, the anchors hidden in a training step, the pseudo-seed anchors a checkpoint must carry), so the
 three models differ only in what they do with the per-modality embeddings.
@@ -22,16 +22,15 @@ from torch_geometric.data import HeteroData
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.losses import infonce_alignment_loss
 from mmea_pyg.models.base import SIDES, AlignmentModel
-from mmea_pyg.nn.encoders import (
-    AnchorPropagation,
+from mmea_pyg.nn.label_propagation import AnchorPropagation
+from mmea_pyg.nn.mke import ModalityProjection, TransE
+from mmea_pyg.nn.structure import (
     GATEncoder,
     InductiveGATEncoder,
     InductiveGCNEncoder,
-    ModalityProjection,
     RelationContext,
     SeedAnchors,
     SeedPropagationEncoder,
-    TransE,
 )
 
 #: Modalities in the order of CLAMEA's final concatenation (Eq. 26): visual, relational, attribute.
@@ -52,25 +51,25 @@ class KnowledgeEncoder(nn.Module):
     r"""Per-modality embeddings :math:`\mathbf{h}^r, \mathbf{h}^a, \mathbf{h}^v` of both KGs (CLAMEA
     App. B, Eq. 29-32, and the alternatives of the relational encoder).
 
-    Attribute and image features go through one :class:`~mmea_pyg.nn.encoders.ModalityProjection`
+    Attribute and image features go through one :class:`~mmea_pyg.nn.mke.ModalityProjection`
     each, shared by both KGs (a linear map, Eq. 31-32, or a two-layer MLP with ``mlp_hidden > 0``);
     an entity without the modality gets the learned missing vector and a ``False`` mask. The
     relational encoder (``structure``) is one of:
 
-    * ``"transe"``: one :class:`~mmea_pyg.nn.encoders.TransE` per KG, trained by its margin loss
+    * ``"transe"``: one :class:`~mmea_pyg.nn.mke.TransE` per KG, trained by its margin loss
       (:meth:`losses`);
-    * ``"gat"``: one :class:`~mmea_pyg.nn.encoders.GATEncoder` per KG (free entity rows plus
+    * ``"gat"``: one :class:`~mmea_pyg.nn.structure.GATEncoder` per KG (free entity rows plus
       relation-type context);
-    * ``"gat-attr"``: one :class:`~mmea_pyg.nn.encoders.InductiveGATEncoder` shared by both KGs, over
+    * ``"gat-attr"``: one :class:`~mmea_pyg.nn.structure.InductiveGATEncoder` shared by both KGs, over
       the attribute features, with optional additive inputs: seed anchors
-      (:class:`~mmea_pyg.nn.encoders.SeedAnchors`, ``anchors``; the latest pseudo seeds too with
+      (:class:`~mmea_pyg.nn.structure.SeedAnchors`, ``anchors``; the latest pseudo seeds too with
       ``anchor_pseudo``) and per-KG relation-type context
-      (:class:`~mmea_pyg.nn.encoders.RelationContext`, ``relation_context``);
-    * ``"gcn-attr"``: the same with :class:`~mmea_pyg.nn.encoders.InductiveGCNEncoder` (graph
+      (:class:`~mmea_pyg.nn.structure.RelationContext`, ``relation_context``);
+    * ``"gcn-attr"``: the same with :class:`~mmea_pyg.nn.structure.InductiveGCNEncoder` (graph
       convolutions: one cached sparse product per layer);
     * ``"propagation"`` (the validated presets): one
-      :class:`~mmea_pyg.nn.encoders.SeedPropagationEncoder` shared by both KGs, which propagates the
-      learned seed-pair codes of :class:`~mmea_pyg.nn.encoders.SeedAnchors` (width ``anchor_dim``,
+      :class:`~mmea_pyg.nn.structure.SeedPropagationEncoder` shared by both KGs, which propagates the
+      learned seed-pair codes of :class:`~mmea_pyg.nn.structure.SeedAnchors` (width ``anchor_dim``,
       ``anchor_hops`` steps; needs ``anchors``) over each relation graph and reads them out with the
       optional relation-type context. It reads no attribute or image feature.
 
@@ -86,8 +85,8 @@ class KnowledgeEncoder(nn.Module):
         gat_layers: Layers of ``"gat"``, ``"gat-attr"`` and ``"gcn-attr"``.
         transe_margin, transe_batch_size, transe_reduction: TransE's margin loss (Eq. 29-30).
         anchors, anchor_pseudo, relation_context: the inputs of the inductive encoders above.
-        anchor_features: ``"learned"`` (:class:`~mmea_pyg.nn.encoders.SeedAnchors`) or
-            ``"propagated"`` (:class:`~mmea_pyg.nn.encoders.AnchorPropagation`, with ``anchor_dim``
+        anchor_features: ``"learned"`` (:class:`~mmea_pyg.nn.structure.SeedAnchors`) or
+            ``"propagated"`` (:class:`~mmea_pyg.nn.label_propagation.AnchorPropagation`, with ``anchor_dim``
             and ``anchor_hops``).
         anchor_holdout: Fraction of a step's seed pairs whose anchor codes are hidden (and on which
             the alignment loss is computed), see :meth:`hide`.

@@ -11,7 +11,7 @@ from mmea_pyg.config import Config
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.evaluation import mutual_nearest_neighbours
-from mmea_pyg.nn.encoders import LabelPropagation
+from mmea_pyg.nn.label_propagation import LabelPropagation
 from mmea_pyg.training.propagation import LightEAPropagation
 
 N, CODE, HOPS = 60, 16, 2
