@@ -543,7 +543,7 @@ def evaluate_model(
     name = getattr(model, "embedding_name", MODEL)
     model.eval()
     if propagation:
-        from mmea_pyg.training.propagation import LightEAPropagation
+        from mmea_pyg.addons.propagation import LightEAPropagation
 
         _check_propagation(config, "config")
         e = config.eval
@@ -1103,7 +1103,7 @@ def align_model(
     check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)
     model.eval()
     if names is not None:
-        from mmea_pyg.training.names import NameAddOn
+        from mmea_pyg.addons.names import NameAddOn
 
         model = NameAddOn(model, names, names_weight)
     chunk = config.eval.chunk_size
@@ -1250,8 +1250,8 @@ def _name_vectors(
 ) -> dict[str, Tensor] | None:
     if not names:
         return None
+    from mmea_pyg.addons.names import name_vectors
     from mmea_pyg.data.features.text import DEFAULT_TEXT_MODEL
-    from mmea_pyg.training.names import name_vectors
 
     text_model = (config.data.text_model or DEFAULT_TEXT_MODEL) if text else None
     device = str(resolve_device(config.train.device))
@@ -1346,7 +1346,7 @@ def align(
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         known = None
         if vectors is not None and split_pairs(data, "train").numel() == 0:
-            from mmea_pyg.training.names import name_pivots, with_pivots
+            from mmea_pyg.addons.names import name_pivots, with_pivots
 
             pivots = name_pivots(vectors, pivot_score, cfg.eval.chunk_size)
             echo(

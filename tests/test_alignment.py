@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from mmea_pyg import pipeline
+from mmea_pyg.addons.names import char_ngram_vectors, name_pivots, normalise_label, with_pivots
 from mmea_pyg.alignment import (
     greedy_one_to_one,
     hungarian_one_to_one,
@@ -17,7 +18,6 @@ from mmea_pyg.alignment import (
 )
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError, MMEAError
-from mmea_pyg.training.names import char_ngram_vectors, name_pivots, normalise_label, with_pivots
 
 # Three queries, three candidates, 2-d unit vectors at known angles.
 QUERY = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])

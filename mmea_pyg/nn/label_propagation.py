@@ -3,7 +3,7 @@ r"""Seed labels propagated over the relation graph: the entity view of LightEA (
 projection :class:`AnchorPropagation` (an input of the inductive encoders of
 :mod:`mmea_pyg.nn.structure`, ``model.anchor_features=propagated``).
 
-Neither is part of CLAMEA; :mod:`mmea_pyg.training.propagation` uses the labels as an evaluation-time
+Neither is part of CLAMEA; :mod:`mmea_pyg.addons.propagation` uses the labels as an evaluation-time
 add-on.
 """
 
