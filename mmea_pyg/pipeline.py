@@ -712,7 +712,8 @@ def _fit(
 ) -> tuple[RunResult, Any, HeteroData]:
     """:func:`train`, also returning the model with the selected checkpoint's weights (eval mode) and
     the data on its device, for callers that go on with them (:func:`align`)."""
-    from mmea_pyg.training.trainer import Trainer, load_checkpoint
+    from mmea_pyg.training.checkpoint import load_checkpoint
+    from mmea_pyg.training.trainer import Trainer
 
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if propagation:
@@ -856,7 +857,7 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> CheckpointEvaluation:
     """Evaluate a checkpoint on its own dataset and split (rebuilt from the config it carries)."""
-    from mmea_pyg.training.trainer import load_checkpoint, load_model
+    from mmea_pyg.training.checkpoint import load_checkpoint, load_model
 
     path = Path(checkpoint)
     saved = load_checkpoint(path)
@@ -1306,7 +1307,7 @@ def align(
     check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)  # before any training
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if checkpoint is not None:
-        from mmea_pyg.training.trainer import load_checkpoint, load_model
+        from mmea_pyg.training.checkpoint import load_checkpoint, load_model
 
         saved = load_checkpoint(checkpoint)
         cfg = Config.from_dict(saved["config"], source=str(checkpoint))
