@@ -155,8 +155,9 @@ def _ensure_downloaded(card: Any, root: str | os.PathLike | None, mirror: str | 
     """``<root>/ea/<name>``, downloaded and verified first when a required file is missing; a download
     into the same root by another process is waited for."""
     from mmea_pyg.data import download as dl
+    from mmea_pyg.data.files import ea_dir
 
-    directory = dl.ea_dir(root)
+    directory = ea_dir(root)
     dl.wait_for_downloads(directory)
     if not all((directory / path).is_file() for path in card.required):
         dl.download_dataset(card.name, root=root, mirror=mirror, progress=log)

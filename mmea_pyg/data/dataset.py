@@ -74,7 +74,8 @@ def raw_sha256(raw_dir: str | os.PathLike, paths: Iterable[str]) -> dict[str, st
         raw_dir: The raw directory.
         paths: Paths relative to ``raw_dir`` of existing files.
     """
-    from mmea_pyg.data.download import read_manifest, sha256sum
+    from mmea_pyg.data.download import read_manifest
+    from mmea_pyg.data.files import sha256sum
 
     raw = Path(raw_dir)
     manifest = read_manifest(raw.parent) if (raw / "MANIFEST.json").is_file() else {}
@@ -417,8 +418,8 @@ class MMKGDataset(SafeInMemoryDataset):
         force_reload: bool = False,
         log: bool = True,
     ) -> None:
-        from mmea_pyg.data.download import default_root
         from mmea_pyg.data.features.text import DEFAULT_TEXT_MODEL
+        from mmea_pyg.data.files import default_root
 
         self.card: DatasetCard = get_card(name)
         self.name = self.card.name
@@ -499,7 +500,8 @@ class MMKGDataset(SafeInMemoryDataset):
         super()._download()
 
     def download(self) -> None:
-        from mmea_pyg.data.download import default_mirror, download_dataset
+        from mmea_pyg.data.download import download_dataset
+        from mmea_pyg.data.files import default_mirror
 
         download_dataset(
             self.name, root=self.root, mirror=self.mirror or default_mirror(), progress=self._show_progress

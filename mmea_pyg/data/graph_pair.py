@@ -142,8 +142,8 @@ class GraphPairDataset(SafeInMemoryDataset):
         pre_transform: Any = None,
         force_reload: bool = False,
     ) -> None:
-        from mmea_pyg.data.download import default_root
         from mmea_pyg.data.features.text import DEFAULT_TEXT_MODEL
+        from mmea_pyg.data.files import default_root
         from mmea_pyg.data.formats import input_files, resolve_format
 
         self.folder = Path(source_folder).expanduser().resolve()
@@ -203,7 +203,7 @@ class GraphPairDataset(SafeInMemoryDataset):
         or snapshot, the text model and its token limit, and the SHA-256 of every input file (by path
         relative to the folder). Computed once per instance."""
         if self._options_key is None:
-            from mmea_pyg.data.download import sha256sum
+            from mmea_pyg.data.files import sha256sum
 
             key = {
                 "version": PROCESS_VERSION,

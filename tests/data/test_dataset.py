@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from mmea_pyg.cli.main import cli
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.cli.main import cli
 from mmea_pyg.data.dataset import FB15KDB15K, FB15KYAGO15K, MMKGDataset
 from mmea_pyg.errors import ConfigError, DataFormatError
 
@@ -298,7 +298,7 @@ def test_copied_data_root_is_reused(
 def test_copied_downloaded_root_is_reused_from_the_manifest(
     tmp_path: Path, fixture_mirror: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from mmea_pyg.data import download as dl
+    from mmea_pyg.data import files
 
     root = tmp_path / "data"
     first = FB15KDB15K(root, mirror=str(fixture_mirror), log=False)
@@ -308,7 +308,7 @@ def test_copied_downloaded_root_is_reused_from_the_manifest(
     kept = tmp_path / "kept"  # copy2 keeps the mtimes: the manifest's digests are trusted, nothing hashed
     shutil.copytree(root, kept)
     with monkeypatch.context() as patch:
-        patch.setattr(dl, "sha256sum", lambda path: pytest.fail(f"{path} was hashed"))
+        patch.setattr(files, "sha256sum", lambda path: pytest.fail(f"{path} was hashed"))
         _no_processing(patch)
         assert Path(FB15KDB15K(kept, log=False).processed_paths[0]).name == name
 
@@ -343,7 +343,8 @@ def test_build_waits_for_a_download_in_another_process(
 ):
     holder_code = (
         "import sys, time\n"
-        "from mmea_pyg.data.download import download_dataset, download_lock, raw_dir\n"
+        "from mmea_pyg.data.download import download_dataset, download_lock\n"
+        "from mmea_pyg.data.files import raw_dir\n"
         "with download_lock(raw_dir(sys.argv[1])):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(1.5)\n"
