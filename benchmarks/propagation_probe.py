@@ -18,8 +18,8 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.evaluation import evaluate, mutual_nearest_neighbours
-from mmea_pyg.models.base import SIDES
 from mmea_pyg.nn.label_propagation import LabelPropagation
 from mmea_pyg.pipeline import load_dataset, make_config, split_pairs
 from mmea_pyg.training.iterative import unaligned_candidates

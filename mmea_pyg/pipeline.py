@@ -46,6 +46,7 @@ from torch_geometric.data import HeteroData
 from mmea_pyg import __version__
 from mmea_pyg.config import Config, ablation_slug
 from mmea_pyg.data import content_key
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import ConfigError, MMEAError
 from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.io import atomic_write_json, atomic_write_text, check_writable_dir, resolve_device
@@ -72,7 +73,6 @@ RESULT_NAME = "result.json"
 #: Embedding names of an :class:`Evaluation`.
 MODEL = "model"
 PROPAGATION = "model + LightEA propagation"
-SIDES = ("source", "target")
 #: Run folders of ``mmea train`` and the pointer to the latest one (relative to the working directory).
 RUNS = Path("runs")
 LATEST = RUNS / "LATEST"

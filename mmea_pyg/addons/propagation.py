@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from mmea_pyg.models.base import SIDES, AlignmentModel
+from mmea_pyg.data.base import SIDES
+from mmea_pyg.models.base import AlignmentModel
 from mmea_pyg.nn.label_propagation import LabelPropagation
 from mmea_pyg.training.iterative import propose_pseudo_seeds
 

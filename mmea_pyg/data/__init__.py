@@ -13,9 +13,9 @@ from typing import Any
 __all__ = ["FB15KDB15K", "FB15KYAGO15K", "GraphPairDataset", "MMKGDataset", "content_key", "open_dataset"]
 
 _LAZY = {
-    "FB15KDB15K": "dataset",
-    "FB15KYAGO15K": "dataset",
-    "MMKGDataset": "dataset",
+    "FB15KDB15K": "mmkg",
+    "FB15KYAGO15K": "mmkg",
+    "MMKGDataset": "mmkg",
     "GraphPairDataset": "graph_pair",
 }
 
@@ -65,7 +65,7 @@ def open_dataset(
 ) -> Any:
     """Open a dataset by registered name or by folder.
 
-    * An MMKG benchmark name (``fb15k-db15k``, ``fb15k-yago15k``): :class:`~mmea_pyg.data.dataset.MMKGDataset`
+    * An MMKG benchmark name (``fb15k-db15k``, ``fb15k-yago15k``): :class:`~mmea_pyg.data.mmkg.MMKGDataset`
       (downloaded into ``<root>/mmkg`` when missing, mirror ``$MMEA_MIRROR``).
     * A registered entity-alignment name (``dbp15k-zh-en``, ``dbp15k-ja-en``, ``dbp15k-fr-en``,
       ``srprs-en-de``, ``srprs-en-fr``, ``openea-d-y-15k-v1``):
@@ -107,7 +107,7 @@ def open_dataset(
             raise ConfigError(
                 f"{key} is an MMKG benchmark: --layout, --fold and --snapshot do not apply to it; drop them"
             )
-        from mmea_pyg.data.dataset import MMKGDataset
+        from mmea_pyg.data.mmkg import MMKGDataset
 
         return MMKGDataset(
             root,

@@ -9,9 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import ConfigError
-
-SIDES = ("source", "target")
 
 
 class AlignmentModel(nn.Module, ABC):

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.losses import infonce_alignment_loss
-from mmea_pyg.models.base import SIDES, AlignmentModel
+from mmea_pyg.models.base import AlignmentModel
 from mmea_pyg.nn.label_propagation import AnchorPropagation
 from mmea_pyg.nn.mke import ModalityProjection, TransE
 from mmea_pyg.nn.structure import (

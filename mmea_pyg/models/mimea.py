@@ -14,8 +14,9 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.models.base import SIDES, register_model
+from mmea_pyg.models.base import register_model
 from mmea_pyg.models.knowledge import (
     MODALITIES,
     KnowledgeEncoder,

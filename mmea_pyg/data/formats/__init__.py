@@ -20,6 +20,9 @@ Layouts (:data:`LAYOUTS`, detected in this order by :func:`detect_format`):
 ============  ===========================================================================================
 
 Each module's docstring states its exact rules.
+
+The files of the MMKG release (registered benchmarks, not a folder layout: no reader here) are parsed by
+:mod:`mmea_pyg.data.formats.mmkg` for :class:`~mmea_pyg.data.mmkg.MMKGDataset`.
 """
 
 from __future__ import annotations
