@@ -328,7 +328,7 @@ def test_meaformer_npz_images_and_one_sided_attributes(
         "1 vector(s) of ids that ent_ids_1/ent_ids_2 do not define (first: id 99)" in w
         for w in warnings_of(caplog)
     )
-    from mmea_pyg.models.knowledge import available_modalities
+    from mmea_pyg.models.modalities import available_modalities
 
     assert set(available_modalities(ds[0])) == {"r", "a", "v"}
 
@@ -425,7 +425,7 @@ def test_plain_ntriples_literals_labels_and_links(tmp_path: Path, caplog: pytest
 
 def test_structure_only_pair_trains_clamea_unchanged(tmp_path: Path) -> None:
     from mmea_pyg.config import Config
-    from mmea_pyg.models.knowledge import available_modalities
+    from mmea_pyg.models.modalities import available_modalities
     from mmea_pyg.training.trainer import Trainer
 
     ds = build(EA / "plain" / "tsv", tmp_path / "root", split_ratio=0.5)
