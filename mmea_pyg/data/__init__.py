@@ -97,31 +97,13 @@ def open_dataset(
             layouts a folder may have), or any problem of the files.
     """
     from mmea_pyg.data import registry
-    from mmea_pyg.errors import ConfigError
 
     text = os.fspath(name_or_folder)
     key = text.strip().lower()
     valid = 0.1 if valid_ratio is None else valid_ratio
     if key in registry.DATASETS:
-        if format not in ("auto", "mmkg") or snapshot is not None or fold != 1:
-            raise ConfigError(
-                f"{key} is an MMKG benchmark: --layout, --fold and --snapshot do not apply to it; drop them"
-            )
-        from mmea_pyg.data.mmkg import MMKGDataset
-
-        return MMKGDataset(
-            root,
-            name=key,
-            split_ratio=0.2 if ratio is None else ratio,
-            split_seed=split_seed,
-            valid_ratio=valid,
-            text_model=text_model,
-            mirror=mirror,
-            log=log,
-        )
-
-    from mmea_pyg.data.graph_pair import GraphPairDataset
-
+        _check_mmkg_options(key, format, fold, snapshot)
+        return _open_mmkg(key, root, ratio, split_seed, valid, text_model, mirror, log)
     options = {
         "root": root,
         "split_ratio": 0.3 if ratio is None else ratio,
@@ -134,14 +116,67 @@ def open_dataset(
         "log": log,
     }
     if key in registry.EA_DATASETS:
-        card = registry.EA_DATASETS[key]
-        if format not in ("auto", card.layout):
-            raise ConfigError(f"{key} is in the {card.layout} layout; drop --layout {format}")
-        folder = _ensure_downloaded(card, root, mirror, log)
-        return GraphPairDataset(folder, card.layout, name=card.name, kg_names=card.kg_names, **options)
+        return _open_registered_pair(key, registry.EA_DATASETS[key], format, mirror, options)
+    return _open_folder(text, format, options)
+
+
+def _check_mmkg_options(key: str, format: str, fold: int, snapshot: int | None) -> None:
+    """The options of a graph-pair folder do not apply to an MMKG benchmark."""
+    from mmea_pyg.errors import ConfigError
+
+    if format not in ("auto", "mmkg") or snapshot is not None or fold != 1:
+        raise ConfigError(
+            f"{key} is an MMKG benchmark: --layout, --fold and --snapshot do not apply to it; drop them"
+        )
+
+
+def _open_mmkg(
+    key: str,
+    root: str | os.PathLike | None,
+    ratio: float | None,
+    split_seed: int,
+    valid: float,
+    text_model: str | None,
+    mirror: str | None,
+    log: bool,
+) -> Any:
+    """The MMKG benchmark ``key`` (training fraction ``ratio``, default 0.2)."""
+    from mmea_pyg.data.mmkg import MMKGDataset
+
+    return MMKGDataset(
+        root,
+        name=key,
+        split_ratio=0.2 if ratio is None else ratio,
+        split_seed=split_seed,
+        valid_ratio=valid,
+        text_model=text_model,
+        mirror=mirror,
+        log=log,
+    )
+
+
+def _open_registered_pair(
+    key: str, card: Any, format: str, mirror: str | None, options: dict[str, Any]
+) -> Any:
+    """The registered entity-alignment benchmark ``key`` (its ``card``), downloaded first when a file is missing."""
+    from mmea_pyg.data.graph_pair import GraphPairDataset
+    from mmea_pyg.errors import ConfigError
+
+    if format not in ("auto", card.layout):
+        raise ConfigError(f"{key} is in the {card.layout} layout; drop --layout {format}")
+    folder = _ensure_downloaded(card, options["root"], mirror, options["log"])
+    return GraphPairDataset(folder, card.layout, name=card.name, kg_names=card.kg_names, **options)
+
+
+def _open_folder(text: str, format: str, options: dict[str, Any]) -> Any:
+    """The graph-pair folder ``text``; an error naming the registered datasets and layouts otherwise."""
+    from mmea_pyg.data import registry
+    from mmea_pyg.errors import ConfigError
 
     folder = Path(text).expanduser()
     if folder.is_dir():
+        from mmea_pyg.data.graph_pair import GraphPairDataset
+
         return GraphPairDataset(folder, format, **options)
     from mmea_pyg.data.formats import layout_help
 
