@@ -21,7 +21,7 @@ import time
 CHILD = """
 import sys, time
 t = time.perf_counter()
-from mmea_pyg.data.dataset import MMKGDataset
+from mmea_pyg.data.mmkg import MMKGDataset
 t_import = time.perf_counter()
 ds = MMKGDataset(sys.argv[1], name=sys.argv[2], log=False)
 ds[0]

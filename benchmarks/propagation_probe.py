@@ -4,7 +4,7 @@
         [--hops 2] [--combine concat|sum] [--rounds 1]
 
 Every training seed pair gets a fixed random unit code on both of its entities; the codes are
-propagated over each KG's relation graph (`mmea_pyg.nn.encoders.LabelPropagation`, LightEA's
+propagated over each KG's relation graph (`mmea_pyg.nn.label_propagation.LabelPropagation`, LightEA's
 entity view) and entities are compared by the cosine of their propagated labels (hops concatenated
 after L2 normalisation, or summed). With --rounds > 1, the mutual nearest neighbours among entities
 without a training seed become extra anchors for the next round (bootstrapping). Validation split only:
@@ -18,9 +18,9 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.evaluation import evaluate, mutual_nearest_neighbours
-from mmea_pyg.models.base import SIDES
-from mmea_pyg.nn.encoders import LabelPropagation
+from mmea_pyg.nn.label_propagation import LabelPropagation
 from mmea_pyg.pipeline import load_dataset, make_config, split_pairs
 from mmea_pyg.training.iterative import unaligned_candidates
 

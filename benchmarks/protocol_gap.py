@@ -31,8 +31,8 @@ from mmea_pyg.alignment import pair_block, ranks_from_scores, sinkhorn_scores
 from mmea_pyg.evaluation import metrics_from_ranks
 from mmea_pyg.pipeline import load_dataset, split_pairs
 from mmea_pyg.similarity import mean_top_k_similarity
+from mmea_pyg.training.checkpoint import load_model
 from mmea_pyg.training.iterative import unaligned_candidates
-from mmea_pyg.training.trainer import load_model
 
 
 def optimistic_ranks(scores: torch.Tensor, rows=None, cols=None) -> torch.Tensor:
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mmea_pyg.config import Config
-    from mmea_pyg.training.trainer import load_checkpoint
+    from mmea_pyg.training.checkpoint import load_checkpoint
 
     saved = load_checkpoint(args.checkpoint)
     config = Config.from_dict(saved["config"])

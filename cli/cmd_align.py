@@ -17,7 +17,10 @@ from mmea_pyg.cli.options import (
     set_option,
 )
 
-FORMATS = ("auto", "openea", "jape", "meaformer", "plain", "contea")
+from mmea_pyg.data.formats import LAYOUTS
+
+#: ``auto`` (detected from the files) or one of the layouts the readers know.
+FORMATS = ("auto", *LAYOUTS)
 
 
 @click.command("align")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from mmea_pyg.data import download as dl
+from mmea_pyg.data.files import ea_dir, raw_dir
 
 
 class _InfoToStderr(logging.Handler):
@@ -136,8 +137,8 @@ def download(
 
     keys = {n.strip().lower() for n in names}
     ea_paths = {f.path for k in keys & set(registry.EA_DATASETS) for f in registry.EA_DATASETS[k].files()}
-    directories = [dl.raw_dir(root)] if keys & set(registry.DATASETS) else []
-    directories += [dl.ea_dir(root)] if ea_paths else []
+    directories = [raw_dir(root)] if keys & set(registry.DATASETS) else []
+    directories += [ea_dir(root)] if ea_paths else []
     if not quiet:
         click.echo()
         _print_summary(records, directories)

@@ -19,7 +19,7 @@ def default_output(kg: str, root: str | os.PathLike | None = None) -> Path:
         kg: ``FB15K``, ``DB15K`` or ``YAGO15K`` (any case).
         root: Data root (default: ``$MMEA_DATA`` or ``./datasets``).
     """
-    from mmea_pyg.data.download import raw_dir
+    from mmea_pyg.data.files import raw_dir
 
     kg = kg.upper()
     return raw_dir(root or None) / kg / f"{kg}_ImageData.h5"

@@ -7,6 +7,8 @@ import json
 import click
 from mmea_pyg.cli.options import dataset_argument, mirror_option, root_option, text_model_option
 
+from mmea_pyg.data.formats import LAYOUTS
+
 ROWS = [
     ("KG", "kg"),
     ("entities", "entities"),
@@ -73,7 +75,7 @@ def format_table(stats: dict) -> str:
     "--layout",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "openea", "jape", "meaformer", "plain", "contea"], case_sensitive=False),
+    type=click.Choice(["auto", *LAYOUTS], case_sensitive=False),
     help="Layout of a graph-pair folder (auto: detected from its files).",
 )
 @click.option("--fold", type=click.IntRange(min=1), default=1, show_default=True, help="OpenEA fold.")

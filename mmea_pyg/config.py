@@ -196,7 +196,7 @@ class EvalConfig:
     #: The "+ propagation" add-on (``mmea eval --propagation``, not part of any model): LightEA's seed
     #: labels (codes of width ``propagation_dim``, ``propagation_hops`` steps, block norm
     #: ``propagation_weight``) appended to the model's embedding, re-anchored ``propagation_rounds`` times
-    #: by mutual nearest neighbours (:class:`mmea_pyg.training.propagation.LightEAPropagation`).
+    #: by mutual nearest neighbours (:class:`mmea_pyg.addons.propagation.LightEAPropagation`).
     propagation_dim: int = 512
     propagation_hops: int = 2
     propagation_weight: float = 2.0

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mmkg"
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +77,26 @@ def assert_reset_reinitialises(module, run=None) -> None:
         assert not torch.all(p == 0.123), name
     if run is not None:
         assert torch.isfinite(run()).all()
+
+
+def assert_all_params_get_grad(module: torch.nn.Module) -> None:
+    """Every parameter of ``module`` has a finite, non-zero gradient."""
+    for name, param in module.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+
+
+def dense_gcn_operator(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    """D^-1/2 (A + I) D^-1/2 of the undirected, unweighted graph, by hand (dense)."""
+    adjacency = torch.zeros(n, n)
+    for h, t in edge_index.t().tolist():
+        if h != t:
+            adjacency[h, t] = adjacency[t, h] = 1.0
+    adjacency += torch.eye(n)
+    inv_sqrt = adjacency.sum(1).pow(-0.5)
+    return inv_sqrt[:, None] * adjacency * inv_sqrt[None, :]
+
+
+#: A graph for the GCN operator and encoder tests: duplicate (0->1 twice), reverse (1->0) and self loop (2->2) edges; node 4 is isolated.
+GCN_EDGES = torch.tensor([[0, 0, 1, 2, 2, 3], [1, 1, 0, 2, 3, 1]])

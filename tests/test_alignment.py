@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from mmea_pyg import pipeline
+from mmea_pyg.addons.names import char_ngram_vectors, name_pivots, normalise_label, with_pivots
 from mmea_pyg.alignment import (
     greedy_one_to_one,
     hungarian_one_to_one,
@@ -17,7 +18,6 @@ from mmea_pyg.alignment import (
 )
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError, MMEAError
-from mmea_pyg.training.names import char_ngram_vectors, name_pivots, normalise_label, with_pivots
 
 # Three queries, three candidates, 2-d unit vectors at known angles.
 QUERY = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
@@ -113,7 +113,9 @@ def test_no_training_entity_is_aligned(aligned: pipeline.AlignmentResult, toy):
     assert not train_tgt & {c[2] for c in aligned.candidates}
 
 
-def test_align_refits_on_training_and_validation_links(aligned: pipeline.AlignmentResult, toy, tmp_path: Path):
+def test_align_refits_on_training_and_validation_links(
+    aligned: pipeline.AlignmentResult, toy, tmp_path: Path
+):
     link = toy["source", "aligned", "target"]
     known = int(link.train_mask.sum() + link.valid_mask.sum())
     refit = aligned.options["refit"]
@@ -125,10 +127,14 @@ def test_align_refits_on_training_and_validation_links(aligned: pipeline.Alignme
     saved = torch.load(aligned.checkpoint, weights_only=True)
     assert saved["config"]["data"]["valid_in_train"] is True and saved["state"]["epoch"] == refit["epochs"]
     # Reloading the refit's checkpoint rebuilds its split and gives the same alignment.
-    again = pipeline.align(data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "again", top_k=3, progress=False)
+    again = pipeline.align(
+        data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "again", top_k=3, progress=False
+    )
     assert again.pairs == aligned.pairs
     # --no-refit aligns with the model selected on validation, whose validation entities are queries.
-    plain = pipeline.align(data=toy, model="clamea", overrides=FAST, out=tmp_path / "plain", refit=False, progress=False)
+    plain = pipeline.align(
+        data=toy, model="clamea", overrides=FAST, out=tmp_path / "plain", refit=False, progress=False
+    )
     assert "refit" not in plain.options and plain.metrics["queries"] == 90 - int(link.train_mask.sum())
     assert Path(plain.checkpoint) == tmp_path / "plain" / "best.pt"
 
@@ -280,9 +286,16 @@ def _precision_from_the_pairs(result: pipeline.AlignmentResult, data) -> float:
 
 
 @pytest.mark.parametrize("top_k", [500, 0])
-def test_align_with_sinkhorn_from_a_checkpoint(aligned: pipeline.AlignmentResult, toy, tmp_path: Path, top_k: int):
+def test_align_with_sinkhorn_from_a_checkpoint(
+    aligned: pipeline.AlignmentResult, toy, tmp_path: Path, top_k: int
+):
     result = pipeline.align(
-        data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "s", sinkhorn=10, sinkhorn_top_k=top_k, progress=False
+        data=toy,
+        checkpoint=aligned.checkpoint,
+        out=tmp_path / "s",
+        sinkhorn=10,
+        sinkhorn_top_k=top_k,
+        progress=False,
     )
     # The alignment figures judge the pairs written (a regression: the sparse path once judged the
     # test links themselves, precision 1).

@@ -13,9 +13,9 @@ from typing import Any
 __all__ = ["FB15KDB15K", "FB15KYAGO15K", "GraphPairDataset", "MMKGDataset", "content_key", "open_dataset"]
 
 _LAZY = {
-    "FB15KDB15K": "dataset",
-    "FB15KYAGO15K": "dataset",
-    "MMKGDataset": "dataset",
+    "FB15KDB15K": "mmkg",
+    "FB15KYAGO15K": "mmkg",
+    "MMKGDataset": "mmkg",
     "GraphPairDataset": "graph_pair",
 }
 
@@ -65,7 +65,7 @@ def open_dataset(
 ) -> Any:
     """Open a dataset by registered name or by folder.
 
-    * An MMKG benchmark name (``fb15k-db15k``, ``fb15k-yago15k``): :class:`~mmea_pyg.data.dataset.MMKGDataset`
+    * An MMKG benchmark name (``fb15k-db15k``, ``fb15k-yago15k``): :class:`~mmea_pyg.data.mmkg.MMKGDataset`
       (downloaded into ``<root>/mmkg`` when missing, mirror ``$MMEA_MIRROR``).
     * A registered entity-alignment name (``dbp15k-zh-en``, ``dbp15k-ja-en``, ``dbp15k-fr-en``,
       ``srprs-en-de``, ``srprs-en-fr``, ``openea-d-y-15k-v1``):
@@ -97,31 +97,13 @@ def open_dataset(
             layouts a folder may have), or any problem of the files.
     """
     from mmea_pyg.data import registry
-    from mmea_pyg.errors import ConfigError
 
     text = os.fspath(name_or_folder)
     key = text.strip().lower()
     valid = 0.1 if valid_ratio is None else valid_ratio
     if key in registry.DATASETS:
-        if format not in ("auto", "mmkg") or snapshot is not None or fold != 1:
-            raise ConfigError(
-                f"{key} is an MMKG benchmark: --layout, --fold and --snapshot do not apply to it; drop them"
-            )
-        from mmea_pyg.data.dataset import MMKGDataset
-
-        return MMKGDataset(
-            root,
-            name=key,
-            split_ratio=0.2 if ratio is None else ratio,
-            split_seed=split_seed,
-            valid_ratio=valid,
-            text_model=text_model,
-            mirror=mirror,
-            log=log,
-        )
-
-    from mmea_pyg.data.graph_pair import GraphPairDataset
-
+        _check_mmkg_options(key, format, fold, snapshot)
+        return _open_mmkg(key, root, ratio, split_seed, valid, text_model, mirror, log)
     options = {
         "root": root,
         "split_ratio": 0.3 if ratio is None else ratio,
@@ -134,14 +116,67 @@ def open_dataset(
         "log": log,
     }
     if key in registry.EA_DATASETS:
-        card = registry.EA_DATASETS[key]
-        if format not in ("auto", card.layout):
-            raise ConfigError(f"{key} is in the {card.layout} layout; drop --layout {format}")
-        folder = _ensure_downloaded(card, root, mirror, log)
-        return GraphPairDataset(folder, card.layout, name=card.name, kg_names=card.kg_names, **options)
+        return _open_registered_pair(key, registry.EA_DATASETS[key], format, mirror, options)
+    return _open_folder(text, format, options)
+
+
+def _check_mmkg_options(key: str, format: str, fold: int, snapshot: int | None) -> None:
+    """The options of a graph-pair folder do not apply to an MMKG benchmark."""
+    from mmea_pyg.errors import ConfigError
+
+    if format not in ("auto", "mmkg") or snapshot is not None or fold != 1:
+        raise ConfigError(
+            f"{key} is an MMKG benchmark: --layout, --fold and --snapshot do not apply to it; drop them"
+        )
+
+
+def _open_mmkg(
+    key: str,
+    root: str | os.PathLike | None,
+    ratio: float | None,
+    split_seed: int,
+    valid: float,
+    text_model: str | None,
+    mirror: str | None,
+    log: bool,
+) -> Any:
+    """The MMKG benchmark ``key`` (training fraction ``ratio``, default 0.2)."""
+    from mmea_pyg.data.mmkg import MMKGDataset
+
+    return MMKGDataset(
+        root,
+        name=key,
+        split_ratio=0.2 if ratio is None else ratio,
+        split_seed=split_seed,
+        valid_ratio=valid,
+        text_model=text_model,
+        mirror=mirror,
+        log=log,
+    )
+
+
+def _open_registered_pair(
+    key: str, card: Any, format: str, mirror: str | None, options: dict[str, Any]
+) -> Any:
+    """The registered entity-alignment benchmark ``key`` (its ``card``), downloaded first when a file is missing."""
+    from mmea_pyg.data.graph_pair import GraphPairDataset
+    from mmea_pyg.errors import ConfigError
+
+    if format not in ("auto", card.layout):
+        raise ConfigError(f"{key} is in the {card.layout} layout; drop --layout {format}")
+    folder = _ensure_downloaded(card, options["root"], mirror, options["log"])
+    return GraphPairDataset(folder, card.layout, name=card.name, kg_names=card.kg_names, **options)
+
+
+def _open_folder(text: str, format: str, options: dict[str, Any]) -> Any:
+    """The graph-pair folder ``text``; an error naming the registered datasets and layouts otherwise."""
+    from mmea_pyg.data import registry
+    from mmea_pyg.errors import ConfigError
 
     folder = Path(text).expanduser()
     if folder.is_dir():
+        from mmea_pyg.data.graph_pair import GraphPairDataset
+
         return GraphPairDataset(folder, format, **options)
     from mmea_pyg.data.formats import layout_help
 
@@ -155,8 +190,9 @@ def _ensure_downloaded(card: Any, root: str | os.PathLike | None, mirror: str | 
     """``<root>/ea/<name>``, downloaded and verified first when a required file is missing; a download
     into the same root by another process is waited for."""
     from mmea_pyg.data import download as dl
+    from mmea_pyg.data.files import ea_dir
 
-    directory = dl.ea_dir(root)
+    directory = ea_dir(root)
     dl.wait_for_downloads(directory)
     if not all((directory / path).is_file() for path in card.required):
         dl.download_dataset(card.name, root=root, mirror=mirror, progress=log)

@@ -1,5 +1,5 @@
 """Any two knowledge graphs in one of the entity-alignment file layouts, as the same ``HeteroData`` the
-MMKG benchmarks build (:class:`~mmea_pyg.data.dataset.MMKGDataset`), so every model trains on it
+MMKG benchmarks build (:class:`~mmea_pyg.data.mmkg.MMKGDataset`), so every model trains on it
 unchanged."""
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from mmea_pyg.data.dataset import (
-    SIDES,
-    SafeInMemoryDataset,
-    attribute_cache_file,
-    encode_attribute_sentences,
-    graph_statistics,
-)
+from mmea_pyg.data.base import SIDES, SafeInMemoryDataset, graph_statistics
+from mmea_pyg.data.features.attributes import attribute_cache_file, encode_attribute_sentences
 from mmea_pyg.data.formats import KNOWN, NO_SPLIT, TEST, TRAIN, VALID, GraphPair, KGData
-from mmea_pyg.data.mmkg import attribute_name, display_name, normalize_value
+from mmea_pyg.data.formats.mmkg import attribute_name, display_name, normalize_value
 from mmea_pyg.data.splits import check_known_ratios, split_known_pairs, split_pairs_by_count
 from mmea_pyg.errors import ConfigError
 
@@ -35,7 +30,7 @@ WORK_DIRNAME = "graph_pairs"
 def attribute_sentences(kg: KGData) -> tuple[list[str], torch.Tensor]:
     """The attribute sentence of every entity that has attributes, in entity order, and the ``[N]`` mask.
 
-    ``(attribute, value)`` pairs read "attr is value" (as in :class:`~mmea_pyg.data.dataset.MMKGDataset`);
+    ``(attribute, value)`` pairs read "attr is value" (as in :class:`~mmea_pyg.data.mmkg.MMKGDataset`);
     attribute names without a value (JAPE ``training_attrs``) read "attr": "birth date, spouse, name".
     Attribute names are the predicate's local name made readable (``birthDate`` -> ``birth date``)."""
     from mmea_pyg.data.features.text import humanize_attribute
@@ -63,7 +58,7 @@ class GraphPairDataset(SafeInMemoryDataset):
     r"""Two knowledge graphs and the links between them, read from a folder in one of the layouts of
     :mod:`mmea_pyg.data.formats` (OpenEA, JAPE/DBP15K, MEAformer, plain N-Triples/TSV, ContEA snapshots),
     as one :class:`~torch_geometric.data.HeteroData` with the interface of
-    :class:`~mmea_pyg.data.dataset.MMKGDataset`:
+    :class:`~mmea_pyg.data.mmkg.MMKGDataset`:
 
     * ``data[side].uri`` / ``.name`` (``side`` is ``source`` for the ``*_1`` files, ``target`` for
       ``*_2``): identifiers as in the files (ContEA: the ids), and display labels (``rdfs:label`` /
@@ -142,8 +137,8 @@ class GraphPairDataset(SafeInMemoryDataset):
         pre_transform: Any = None,
         force_reload: bool = False,
     ) -> None:
-        from mmea_pyg.data.download import default_root
         from mmea_pyg.data.features.text import DEFAULT_TEXT_MODEL
+        from mmea_pyg.data.files import default_root
         from mmea_pyg.data.formats import input_files, resolve_format
 
         self.folder = Path(source_folder).expanduser().resolve()
@@ -191,6 +186,7 @@ class GraphPairDataset(SafeInMemoryDataset):
     def processed_file_names(self) -> list[str]:
         return [f"data_{self.options_key()}.pt"]
 
+    # Overrides PyG's private Dataset._download, which __init__ calls (pinned by tests/data/test_base.py).
     def _download(self) -> None:
         """Nothing to fetch (registered datasets are downloaded by :func:`~mmea_pyg.data.open_dataset`),
         and nothing is created in the input folder (PyG's default would create it)."""
@@ -203,7 +199,7 @@ class GraphPairDataset(SafeInMemoryDataset):
         or snapshot, the text model and its token limit, and the SHA-256 of every input file (by path
         relative to the folder). Computed once per instance."""
         if self._options_key is None:
-            from mmea_pyg.data.download import sha256sum
+            from mmea_pyg.data.files import sha256sum
 
             key = {
                 "version": PROCESS_VERSION,
@@ -349,7 +345,7 @@ class GraphPairDataset(SafeInMemoryDataset):
         """Counts per KG (entities, relations, distinct triples and triple lines, attribute triples and
         names, entities with attributes / image features, feature widths, entities in no relation
         triple), links and the current split, as in :meth:`MMKGDataset.statistics
-        <mmea_pyg.data.dataset.MMKGDataset.statistics>`."""
+        <mmea_pyg.data.mmkg.MMKGDataset.statistics>`."""
         data = self._data
         stats: dict[str, Any] = {
             "dataset": self.name,

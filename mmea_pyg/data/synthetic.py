@@ -40,7 +40,7 @@ def toy_alignment(
         seed: Seed of everything above.
 
     Returns:
-        A ``HeteroData`` like :class:`~mmea_pyg.data.dataset.MMKGDataset` builds, with split masks.
+        A ``HeteroData`` like :class:`~mmea_pyg.data.mmkg.MMKGDataset` builds, with split masks.
     """
     gen = torch.Generator().manual_seed(seed)
     num_edges = int(num_entities * avg_degree)

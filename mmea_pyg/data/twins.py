@@ -73,5 +73,7 @@ def twin_share(data: HeteroData, pairs: Tensor) -> dict[str, float]:
     out: dict[str, float] = {}
     for row, side in enumerate(("source", "target")):
         among, inverse = torch.unique(pairs[row].cpu(), return_inverse=True)
-        out[f"{side}_twins"] = has_twin(data, side, among)[inverse].float().mean().item() if pairs.size(1) else 0.0
+        out[f"{side}_twins"] = (
+            has_twin(data, side, among)[inverse].float().mean().item() if pairs.size(1) else 0.0
+        )
     return out

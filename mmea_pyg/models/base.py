@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-SIDES = ("source", "target")
+from mmea_pyg.data.base import SIDES
 
 
 class AlignmentModel(nn.Module, ABC):

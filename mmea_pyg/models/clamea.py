@@ -11,20 +11,15 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.losses import contrastive_alignment_loss, infonce_alignment_loss
+from mmea_pyg.losses import infonce_alignment_loss, multimodal_contrastive_loss
 from mmea_pyg.models.base import register_model
-from mmea_pyg.models.knowledge import (
-    MODALITIES,
-    KnowledgeEncoder,
-    KnowledgeModel,
-    available_modalities,
-    kept_modalities,
-)
+from mmea_pyg.models.knowledge import KnowledgeEncoder, KnowledgeModel
+from mmea_pyg.models.modalities import MODALITIES, available_modalities, kept_modalities
 from mmea_pyg.nn.association import CrossModalAssociationExtraction
 from mmea_pyg.nn.attention_flow import ModalAttentionFlowFusion
-from mmea_pyg.nn.encoders import Tokenizer
 from mmea_pyg.nn.enhancement import ModalFeatureEnhancement
 from mmea_pyg.nn.generation import DynamicMissingModalityGeneration, generation_sources
+from mmea_pyg.nn.mke import Tokenizer
 
 FUSED_PAIRS = (("a", "r"), ("v", "r"), ("a", "v"))  # h^{ar}, h^{vr}, h^{av}
 
@@ -68,7 +63,7 @@ class CLAMEA(KnowledgeModel):
         cl_margin: gamma_cl of Eq. 35 (App. F: 2).
         temperature: Temperature of the InfoNCE alternative.
         ablations: Table 2 switches (canonical names, see :data:`mmea_pyg.config.ABLATIONS`).
-        available: The modalities the data has (:func:`~mmea_pyg.models.knowledge.available_modalities`):
+        available: The modalities the data has (:func:`~mmea_pyg.models.modalities.available_modalities`):
             a modality that no entity has takes no part in any module or loss.
         detach_vae_targets: DMMG reconstructs detached embeddings (``model.detach_vae_targets``).
         cmae_query: Which side of each CMAE association gives the query (``model.cmae_query``, see
@@ -225,13 +220,15 @@ class CLAMEA(KnowledgeModel):
 
     # ----------------------------------------------------------------------------------- losses
     def alignment_loss(self, src: dict[str, Tensor], tgt: dict[str, Tensor]) -> Tensor:
-        """L_mcl (Eq. 27): the contrastive loss summed over h^M and each kept modality."""
+        """L_mcl (Eq. 27): the contrastive loss summed over h^M and each kept modality
+        (:func:`~mmea_pyg.losses.multimodal_contrastive_loss`), or with ``train.contrastive=infonce`` the
+        InfoNCE loss summed the same way."""
+        keys = ("M", *self.kept)
+        if self.contrastive == "msnea":
+            return multimodal_contrastive_loss(src, tgt, keys=keys, margin=self.cl_margin)
         total = src["M"].new_zeros(())
-        for key in ("M", *self.kept):
-            if self.contrastive == "msnea":
-                total = total + contrastive_alignment_loss(src[key], tgt[key], margin=self.cl_margin)
-            else:
-                total = total + infonce_alignment_loss(src[key], tgt[key], temperature=self.temperature)
+        for key in keys:
+            total = total + infonce_alignment_loss(src[key], tgt[key], temperature=self.temperature)
         return total
 
     def __repr__(self) -> str:

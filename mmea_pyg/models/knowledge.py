@@ -1,9 +1,9 @@
 """The Multimodal Knowledge Encoder (MKE), shared by every model of the toolkit.
 
 CLAMEA, RICEA and MIMEA all start from the same per-modality embeddings: the relation graph of each KG
-through one of the encoders of :mod:`mmea_pyg.nn.encoders` (``model.structure``: TransE, GAT over free
-entity rows, or the inductive GAT over attribute features with optional seed anchors and relation-type
-context), and the frozen attribute and image features through projections with a learned "missing"
+through one of the relational encoders (``model.structure``: the paper's TransE of :mod:`mmea_pyg.nn.mke`,
+or one of ours in :mod:`mmea_pyg.nn.structure`: GAT over free entity rows, the inductive GAT over
+attribute features with optional seed anchors and relation-type context, seed propagation), and the frozen attribute and image features through projections with a learned "missing"
 vector. :class:`KnowledgeEncoder` owns those choices and everything that comes with them (TransE's own
 loss, the anchors hidden in a training step, the pseudo-seed anchors a checkpoint must carry), so the
 three models differ only in what they do with the per-modality embeddings.
@@ -12,30 +12,27 @@ three models differ only in what they do with the per-modality embeddings.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.config import Config, ModelConfig, TrainConfig
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.losses import infonce_alignment_loss
-from mmea_pyg.models.base import SIDES, AlignmentModel
-from mmea_pyg.nn.encoders import (
-    AnchorPropagation,
+from mmea_pyg.models.base import AlignmentModel
+from mmea_pyg.nn.label_propagation import AnchorPropagation
+from mmea_pyg.nn.mke import ModalityProjection, TransE
+from mmea_pyg.nn.structure import (
     GATEncoder,
     InductiveGATEncoder,
     InductiveGCNEncoder,
-    ModalityProjection,
     RelationContext,
     SeedAnchors,
     SeedPropagationEncoder,
-    TransE,
 )
 
-#: Modalities in the order of CLAMEA's final concatenation (Eq. 26): visual, relational, attribute.
-MODALITIES = ("v", "r", "a")
 #: Relational encoders: TransE (the paper), GAT over free entity embeddings, GAT over attribute features.
 STRUCTURES = ("transe", "gat", "gat-attr", "gcn-attr", "propagation")
 #: The inductive relational encoders (no per-entity parameters; take seed anchors and relation context).
@@ -48,49 +45,145 @@ def train_seeds(data: HeteroData) -> Tensor:
     return aligned.edge_index[:, aligned.train_mask]
 
 
+@dataclass(frozen=True)
+class GraphSizes:
+    """What :class:`KnowledgeEncoder` needs to know of the data: entities and relation types per KG side
+    (``{"source": N1, "target": N2}``) and the widths of the attribute and image features (0: none; every
+    entity then lacks the modality)."""
+
+    num_entities: dict[str, int]
+    num_relations: dict[str, int]
+    attr_dim: int
+    img_dim: int = 0
+
+    @classmethod
+    def of(cls, data: HeteroData) -> GraphSizes:
+        """The sizes of a graph pair in the dataset layout."""
+        return cls(
+            num_entities={side: data[side].num_nodes for side in SIDES},
+            num_relations={side: len(data[side, "relation", side].relation_names) for side in SIDES},
+            attr_dim=data["source"].x_attr.size(1),
+            img_dim=data["source"].x_img.size(1),
+        )
+
+
+def _check_options(model: ModelConfig, train: TrainConfig) -> None:
+    """Reject combinations of the encoder's options that cannot be built, with the fix."""
+    if model.structure not in STRUCTURES:
+        raise ConfigError(f"model.structure must be one of {', '.join(STRUCTURES)}, got {model.structure!r}")
+    for flag, on in (
+        ("anchors", model.anchors),
+        ("relation_context", model.relation_context),
+    ):
+        if on and model.structure not in INDUCTIVE:
+            raise ConfigError(
+                f"model.{flag}=true needs an inductive encoder: model.structure={' or '.join(INDUCTIVE)}"
+            )
+    if model.anchor_features not in ("learned", "propagated"):
+        raise ConfigError(
+            f"model.anchor_features must be 'learned' or 'propagated', got {model.anchor_features!r}"
+        )
+    if model.anchor_pseudo and not model.anchors:
+        raise ConfigError("model.anchor_pseudo=true needs model.anchors=true")
+    if not 0.0 < train.anchor_holdout < 1.0:
+        raise ConfigError(
+            f"train.anchor_holdout must lie strictly between 0 and 1, got {train.anchor_holdout}"
+        )
+    if model.structure == "propagation" and (not model.anchors or model.anchor_features != "learned"):
+        raise ConfigError(
+            "model.structure=propagation propagates the seed codes: it needs model.anchors=true "
+            "with model.anchor_features=learned"
+        )
+
+
+def _relational_encoder(model: ModelConfig, sizes: GraphSizes, relations: dict[str, int]) -> nn.Module:
+    """The relational encoder of ``model.structure``: one per KG (TransE, GAT over free entity rows) or
+    one shared by both KGs (the inductive encoders)."""
+    dim, structure = model.dim, model.structure
+    if structure == "transe":
+        return nn.ModuleDict(
+            {
+                side: TransE(sizes.num_entities[side], relations[side], dim, model.transe_margin)
+                for side in SIDES
+            }
+        )
+    if structure == "gat-attr":
+        # One inductive encoder shared by both KGs (no per-entity parameters).
+        return InductiveGATEncoder(sizes.attr_dim, dim, num_layers=model.gat_layers)
+    if structure == "gcn-attr":
+        return InductiveGCNEncoder(sizes.attr_dim, dim, num_layers=model.gat_layers)
+    if structure == "propagation":
+        return SeedPropagationEncoder(code_dim=model.anchor_dim, dim=dim, hops=model.anchor_hops)
+    return nn.ModuleDict(
+        {
+            side: GATEncoder(
+                sizes.num_entities[side],
+                dim,
+                num_layers=model.gat_layers,
+                heads=model.heads,
+                num_relations=relations[side],
+            )
+            for side in SIDES
+        }
+    )
+
+
+def _anchor_codes(model: ModelConfig, sizes: GraphSizes) -> nn.Module | None:
+    """The seed-anchor codes with ``model.anchors``: learned (of width ``anchor_dim`` for the propagation
+    encoder, ``dim`` for the others) or LightEA's propagated labels projected to ``dim``."""
+    if not model.anchors:
+        return None
+    num_source = sizes.num_entities["source"]
+    if model.anchor_features == "learned":
+        return SeedAnchors(num_source, model.anchor_dim if model.structure == "propagation" else model.dim)
+    return AnchorPropagation(num_source, model.dim, code_dim=model.anchor_dim, hops=model.anchor_hops)
+
+
+def _relation_contexts(model: ModelConfig, relations: dict[str, int]) -> nn.ModuleDict | None:
+    """One :class:`~mmea_pyg.nn.structure.RelationContext` per KG with ``model.relation_context``."""
+    if not model.relation_context:
+        return None
+    return nn.ModuleDict({side: RelationContext(relations[side], model.dim) for side in SIDES})
+
+
 class KnowledgeEncoder(nn.Module):
     r"""Per-modality embeddings :math:`\mathbf{h}^r, \mathbf{h}^a, \mathbf{h}^v` of both KGs (CLAMEA
     App. B, Eq. 29-32, and the alternatives of the relational encoder).
 
-    Attribute and image features go through one :class:`~mmea_pyg.nn.encoders.ModalityProjection`
+    Attribute and image features go through one :class:`~mmea_pyg.nn.mke.ModalityProjection`
     each, shared by both KGs (a linear map, Eq. 31-32, or a two-layer MLP with ``mlp_hidden > 0``);
     an entity without the modality gets the learned missing vector and a ``False`` mask. The
     relational encoder (``structure``) is one of:
 
-    * ``"transe"``: one :class:`~mmea_pyg.nn.encoders.TransE` per KG, trained by its margin loss
+    * ``"transe"``: one :class:`~mmea_pyg.nn.mke.TransE` per KG, trained by its margin loss
       (:meth:`losses`);
-    * ``"gat"``: one :class:`~mmea_pyg.nn.encoders.GATEncoder` per KG (free entity rows plus
+    * ``"gat"``: one :class:`~mmea_pyg.nn.structure.GATEncoder` per KG (free entity rows plus
       relation-type context);
-    * ``"gat-attr"``: one :class:`~mmea_pyg.nn.encoders.InductiveGATEncoder` shared by both KGs, over
+    * ``"gat-attr"``: one :class:`~mmea_pyg.nn.structure.InductiveGATEncoder` shared by both KGs, over
       the attribute features, with optional additive inputs: seed anchors
-      (:class:`~mmea_pyg.nn.encoders.SeedAnchors`, ``anchors``; the latest pseudo seeds too with
+      (:class:`~mmea_pyg.nn.structure.SeedAnchors`, ``anchors``; the latest pseudo seeds too with
       ``anchor_pseudo``) and per-KG relation-type context
-      (:class:`~mmea_pyg.nn.encoders.RelationContext`, ``relation_context``);
-    * ``"gcn-attr"``: the same with :class:`~mmea_pyg.nn.encoders.InductiveGCNEncoder` (graph
+      (:class:`~mmea_pyg.nn.structure.RelationContext`, ``relation_context``);
+    * ``"gcn-attr"``: the same with :class:`~mmea_pyg.nn.structure.InductiveGCNEncoder` (graph
       convolutions: one cached sparse product per layer);
     * ``"propagation"`` (the validated presets): one
-      :class:`~mmea_pyg.nn.encoders.SeedPropagationEncoder` shared by both KGs, which propagates the
-      learned seed-pair codes of :class:`~mmea_pyg.nn.encoders.SeedAnchors` (width ``anchor_dim``,
+      :class:`~mmea_pyg.nn.structure.SeedPropagationEncoder` shared by both KGs, which propagates the
+      learned seed-pair codes of :class:`~mmea_pyg.nn.structure.SeedAnchors` (width ``anchor_dim``,
       ``anchor_hops`` steps; needs ``anchors``) over each relation graph and reads them out with the
       optional relation-type context. It reads no attribute or image feature.
 
     Args:
-        num_entities: Entities per KG side, ``{"source": N1, "target": N2}``.
-        num_relations: Relation types per KG side.
-        attr_dim: Width of the attribute features (also the input of ``"gat-attr"``).
-        img_dim: Width of the image features (0: none; every entity then lacks the visual modality).
-        dim: Embedding width :math:`d`.
+        config: The run's configuration; the encoder reads ``model.dim``, ``model.structure``,
+            ``model.heads`` (GAT heads of ``"gat"``), ``model.gat_layers`` (layers of ``"gat"``,
+            ``"gat-attr"`` and ``"gcn-attr"``), ``model.transe_margin`` with ``train.transe_batch_size``
+            and ``train.transe_reduction`` (TransE's margin loss, Eq. 29-30), the inputs of the inductive
+            encoders above (``model.anchors``, ``model.anchor_pseudo``, ``model.relation_context``;
+            ``model.anchor_features``: ``"learned"``, :class:`~mmea_pyg.nn.structure.SeedAnchors`, or
+            ``"propagated"``, :class:`~mmea_pyg.nn.label_propagation.AnchorPropagation`, with
+            ``model.anchor_dim`` and ``model.anchor_hops``) and ``train.anchor_holdout`` (the fraction of
+            a step's seed pairs whose anchor codes are hidden, see :meth:`hide`).
+        sizes: The entity and relation counts and the feature widths of the data (:class:`GraphSizes`).
         mlp_hidden: Hidden width of the attribute / image MLPs (0: linear projections).
-        structure: ``"transe"``, ``"gat"``, ``"gat-attr"``, ``"gcn-attr"`` or ``"propagation"``.
-        heads: GAT heads of ``"gat"``.
-        gat_layers: Layers of ``"gat"``, ``"gat-attr"`` and ``"gcn-attr"``.
-        transe_margin, transe_batch_size, transe_reduction: TransE's margin loss (Eq. 29-30).
-        anchors, anchor_pseudo, relation_context: the inputs of the inductive encoders above.
-        anchor_features: ``"learned"`` (:class:`~mmea_pyg.nn.encoders.SeedAnchors`) or
-            ``"propagated"`` (:class:`~mmea_pyg.nn.encoders.AnchorPropagation`, with ``anchor_dim``
-            and ``anchor_hops``).
-        anchor_holdout: Fraction of a step's seed pairs whose anchor codes are hidden (and on which
-            the alignment loss is computed), see :meth:`hide`.
 
     Shapes:
         - :meth:`structure`: ``data``, ``side`` and an optional source-entity mask :math:`(N_1,)` of
@@ -103,131 +196,34 @@ class KnowledgeEncoder(nn.Module):
     #: number of dimensions is checked when a checkpoint is loaded, not their shape.
     variable_buffers = ("pseudo_anchors",)
 
-    def __init__(
-        self,
-        num_entities: dict[str, int],
-        num_relations: dict[str, int],
-        attr_dim: int,
-        img_dim: int = 0,
-        dim: int = 100,
-        mlp_hidden: int = 0,
-        structure: str = "transe",
-        heads: int = 2,
-        gat_layers: int = 2,
-        transe_margin: float = 1.0,
-        transe_batch_size: int = 5000,
-        transe_reduction: str = "sum",
-        anchors: bool = False,
-        anchor_features: str = "learned",
-        anchor_dim: int = 512,
-        anchor_hops: int = 2,
-        anchor_pseudo: bool = False,
-        relation_context: bool = False,
-        anchor_holdout: float = 0.5,
-    ) -> None:
+    def __init__(self, config: Config, sizes: GraphSizes, mlp_hidden: int = 0) -> None:
         super().__init__()
-        if structure not in STRUCTURES:
-            raise ConfigError(f"model.structure must be one of {', '.join(STRUCTURES)}, got {structure!r}")
-        for flag, on in (
-            ("anchors", anchors),
-            ("relation_context", relation_context),
-        ):
-            if on and structure not in INDUCTIVE:
-                raise ConfigError(
-                    f"model.{flag}=true needs an inductive encoder: model.structure={' or '.join(INDUCTIVE)}"
-                )
-        if anchor_features not in ("learned", "propagated"):
-            raise ConfigError(
-                f"model.anchor_features must be 'learned' or 'propagated', got {anchor_features!r}"
-            )
-        if anchor_pseudo and not anchors:
-            raise ConfigError("model.anchor_pseudo=true needs model.anchors=true")
-        if not 0.0 < anchor_holdout < 1.0:
-            raise ConfigError(f"train.anchor_holdout must lie strictly between 0 and 1, got {anchor_holdout}")
-        self.kind = structure
-        self.transe_batch_size = transe_batch_size
-        self.transe_reduction = transe_reduction
-        self.anchor_holdout = anchor_holdout
-        self.anchor_pseudo = anchor_pseudo
-        relations = {side: max(num_relations[side], 1) for side in SIDES}
-        if structure == "transe":
-            self.encoder = nn.ModuleDict(
-                {side: TransE(num_entities[side], relations[side], dim, transe_margin) for side in SIDES}
-            )
-        elif structure == "gat-attr":
-            # One inductive encoder shared by both KGs (no per-entity parameters).
-            self.encoder = InductiveGATEncoder(attr_dim, dim, num_layers=gat_layers)
-        elif structure == "gcn-attr":
-            self.encoder = InductiveGCNEncoder(attr_dim, dim, num_layers=gat_layers)
-        elif structure == "propagation":
-            if not anchors or anchor_features != "learned":
-                raise ConfigError(
-                    "model.structure=propagation propagates the seed codes: it needs model.anchors=true "
-                    "with model.anchor_features=learned"
-                )
-            self.encoder = SeedPropagationEncoder(code_dim=anchor_dim, dim=dim, hops=anchor_hops)
-        else:
-            self.encoder = nn.ModuleDict(
-                {
-                    side: GATEncoder(
-                        num_entities[side],
-                        dim,
-                        num_layers=gat_layers,
-                        heads=heads,
-                        num_relations=relations[side],
-                    )
-                    for side in SIDES
-                }
-            )
-        self.anchors: nn.Module | None = None
-        if anchors and anchor_features == "learned":
-            self.anchors = SeedAnchors(
-                num_entities["source"], anchor_dim if structure == "propagation" else dim
-            )
-        elif anchors:
-            self.anchors = AnchorPropagation(
-                num_entities["source"], dim, code_dim=anchor_dim, hops=anchor_hops
-            )
-        self.relation_context = None
-        if relation_context:
-            self.relation_context = nn.ModuleDict(
-                {side: RelationContext(relations[side], dim) for side in SIDES}
-            )
+        model, train = config.model, config.train
+        _check_options(model, train)
+        self.kind = model.structure
+        self.transe_batch_size = train.transe_batch_size
+        self.transe_reduction = train.transe_reduction
+        self.anchor_holdout = train.anchor_holdout
+        self.anchor_pseudo = model.anchor_pseudo
+        # Built in this order (each module draws its initial weights from the global RNG).
+        relations = {side: max(sizes.num_relations[side], 1) for side in SIDES}
+        self.encoder = _relational_encoder(model, sizes, relations)
+        self.anchors: nn.Module | None = _anchor_codes(model, sizes)
+        self.relation_context = _relation_contexts(model, relations)
         self.project = nn.ModuleDict(
             {
-                "a": ModalityProjection(attr_dim, dim, hidden=mlp_hidden),
-                "v": ModalityProjection(img_dim, dim, hidden=mlp_hidden),
+                "a": ModalityProjection(sizes.attr_dim, model.dim, hidden=mlp_hidden),
+                "v": ModalityProjection(sizes.img_dim, model.dim, hidden=mlp_hidden),
             }
         )
         empty = torch.zeros(2, 0, dtype=torch.long)
-        self.register_buffer("pseudo_anchors", empty if anchor_pseudo else None)
+        self.register_buffer("pseudo_anchors", empty if model.anchor_pseudo else None)
         self.reset_parameters()
 
     @classmethod
-    def from_config(cls, config, data: HeteroData, mlp_hidden: int = 0) -> KnowledgeEncoder:
+    def from_config(cls, config: Config, data: HeteroData, mlp_hidden: int = 0) -> KnowledgeEncoder:
         """Build from a :class:`~mmea_pyg.config.Config` and the dataset's graphs."""
-        m, t = config.model, config.train
-        return cls(
-            num_entities={side: data[side].num_nodes for side in SIDES},
-            num_relations={side: len(data[side, "relation", side].relation_names) for side in SIDES},
-            attr_dim=data["source"].x_attr.size(1),
-            img_dim=data["source"].x_img.size(1),
-            dim=m.dim,
-            mlp_hidden=mlp_hidden,
-            structure=m.structure,
-            heads=m.heads,
-            gat_layers=m.gat_layers,
-            transe_margin=m.transe_margin,
-            transe_batch_size=t.transe_batch_size,
-            transe_reduction=t.transe_reduction,
-            anchors=m.anchors,
-            anchor_features=m.anchor_features,
-            anchor_dim=m.anchor_dim,
-            anchor_hops=m.anchor_hops,
-            anchor_pseudo=m.anchor_pseudo,
-            relation_context=m.relation_context,
-            anchor_holdout=t.anchor_holdout,
-        )
+        return cls(config, GraphSizes.of(data), mlp_hidden)
 
     def reset_parameters(self) -> None:
         encoders = self.encoder.values() if isinstance(self.encoder, nn.ModuleDict) else [self.encoder]
@@ -342,68 +338,6 @@ class KnowledgeEncoder(nn.Module):
         if self.project["a"].hidden:
             extras.append(f"mlp_hidden={self.project['a'].hidden}")
         return f"{self.__class__.__name__}({self.kind}{''.join(', ' + e for e in extras)})"
-
-
-#: The Table 2 switch that drops each modality.
-MODALITY_ABLATIONS = {"r": "w/o R", "v": "w/o V", "a": "w/o A"}
-#: The Table 2 switches that make sense for a model without CLAMEA's fusion stack.
-GENERIC_ABLATIONS = frozenset({*MODALITY_ABLATIONS.values(), "w/o IT"})
-
-
-def available_modalities(data: HeteroData) -> tuple[str, ...]:
-    """The modalities that at least one entity of either KG has, in the order of :data:`MODALITIES`:
-    ``r`` always; ``a`` / ``v`` where some entity has attribute / image features. A model leaves the
-    others out entirely (a branch with nothing to read or reconstruct would only learn noise)."""
-    have = {"r"}
-    for m, feature, mask in (("a", "x_attr", "attr_mask"), ("v", "x_img", "img_mask")):
-        if any(data[side][feature].size(1) > 0 and bool(data[side][mask].any()) for side in SIDES):
-            have.add(m)
-    return tuple(m for m in MODALITIES if m in have)
-
-
-def kept_modalities(
-    ablations: frozenset[str], model_name: str | None = None, available: Sequence[str] = MODALITIES
-) -> tuple[str, ...]:
-    """The modalities a model runs on (in the order of :data:`MODALITIES`): those of ``available``
-    (:func:`available_modalities`) that ``ablations`` keep. With ``model_name``, switches other than
-    :data:`GENERIC_ABLATIONS` are rejected: that model lacks CLAMEA's modules."""
-    unknown = sorted(ablations - GENERIC_ABLATIONS) if model_name is not None else []
-    if unknown:
-        raise ConfigError(
-            f"ablations {', '.join(unknown)} are CLAMEA modules that model {model_name} does not have; "
-            f"{model_name} supports {', '.join(sorted(GENERIC_ABLATIONS))}"
-        )
-    kept = tuple(m for m in MODALITIES if MODALITY_ABLATIONS[m] not in ablations and m in available)
-    if not kept:
-        raise ConfigError(
-            f"the ablations drop every modality that the data has ({', '.join(available)}); "
-            "keep at least one of them"
-        )
-    return kept
-
-
-def weighted_concat(h: dict[str, Tensor], weights: Tensor, kept: tuple[str, ...]) -> Tensor:
-    r"""The final embedding :math:`[w_m \mathbf{h}^m / \lVert \mathbf{h}^m \rVert]_{m}` over the kept
-    modalities, ``weights`` :math:`(B, |\text{kept}|)`."""
-    return torch.cat([weights[:, i : i + 1] * F.normalize(h[m], dim=-1) for i, m in enumerate(kept)], dim=-1)
-
-
-def modal_infonce(
-    src: dict[str, Tensor],
-    tgt: dict[str, Tensor],
-    kept: tuple[str, ...],
-    temperature: float,
-    modality_temperatures: Sequence[Tensor | float] | None = None,
-) -> Tensor:
-    """Symmetric InfoNCE on the final embeddings ``M`` plus one term per kept modality, each over the
-    pairs whose two entities have it (``mask_<m>`` outputs), at ``temperature`` or the per-modality
-    ``modality_temperatures``."""
-    total = infonce_alignment_loss(src["M"], tgt["M"], temperature)
-    temperatures = modality_temperatures if modality_temperatures is not None else [temperature] * len(kept)
-    for tau, m in zip(temperatures, kept, strict=True):
-        both = src[f"mask_{m}"] & tgt[f"mask_{m}"]
-        total = total + infonce_alignment_loss(src[m], tgt[m], tau, mask=both)
-    return total
 
 
 class KnowledgeModel(AlignmentModel):

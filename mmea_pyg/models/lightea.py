@@ -47,9 +47,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.data.splits import unpaired_entities
 from mmea_pyg.errors import MMEAError
-from mmea_pyg.models.base import SIDES, AlignmentModel, register_model
+from mmea_pyg.models.base import AlignmentModel, register_model
 from mmea_pyg.similarity import sinkhorn_top_k
 
 __all__ = ["LightEA", "LightEAGraph", "bootstrap_pairs", "lightea_features", "lightea_protocol"]

@@ -14,12 +14,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.models.base import SIDES, register_model
-from mmea_pyg.models.knowledge import (
+from mmea_pyg.models.base import register_model
+from mmea_pyg.models.knowledge import KnowledgeEncoder, KnowledgeModel
+from mmea_pyg.models.modalities import (
     MODALITIES,
-    KnowledgeEncoder,
-    KnowledgeModel,
     available_modalities,
     kept_modalities,
     modal_infonce,
@@ -71,7 +71,7 @@ class MIMEA(KnowledgeModel):
         ot_reg: Entropic regularisation of the Sinkhorn plan.
         ot_max_iter: Sinkhorn iterations of the plan.
         ablations: Canonical Table 2 names among those above.
-        available: The modalities the data has (:func:`~mmea_pyg.models.knowledge.available_modalities`);
+        available: The modalities the data has (:func:`~mmea_pyg.models.modalities.available_modalities`);
             the others are left out.
     """
 

@@ -14,10 +14,9 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.models.base import register_model
-from mmea_pyg.models.knowledge import (
+from mmea_pyg.models.knowledge import KnowledgeEncoder, KnowledgeModel
+from mmea_pyg.models.modalities import (
     MODALITIES,
-    KnowledgeEncoder,
-    KnowledgeModel,
     available_modalities,
     kept_modalities,
     modal_infonce,
@@ -58,7 +57,7 @@ class RICEA(KnowledgeModel):
         dsum_heads: Heads of the relative-interaction weights (must divide ``dim``).
         temperature: InfoNCE temperature.
         ablations: Canonical Table 2 names among those above.
-        available: The modalities the data has (:func:`~mmea_pyg.models.knowledge.available_modalities`);
+        available: The modalities the data has (:func:`~mmea_pyg.models.modalities.available_modalities`);
             the others are left out.
     """
 

@@ -17,7 +17,7 @@ layers over them, and a notebook needs nothing else::
 
 Model selection uses the validation pairs only (the best validation MRR, :class:`~mmea_pyg.training.
 trainer.Trainer`); the test pairs are evaluated once, with the selected checkpoint. The "+ propagation"
-add-on (:class:`~mmea_pyg.training.propagation.LightEAPropagation`) is not part of any model; when asked
+add-on (:class:`~mmea_pyg.addons.propagation.LightEAPropagation`) is not part of any model; when asked
 for, it is a separate evaluation of the same checkpoint, named as such.
 
 The package's rooms: :mod:`~mmea_pyg.pipeline.inputs` (config and data), :mod:`~mmea_pyg.pipeline.fit`

@@ -17,6 +17,7 @@ from torch_geometric.data import HeteroData
 
 from mmea_pyg.config import Config
 from mmea_pyg.data import content_key
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.io import check_writable_dir, resolve_device
 from mmea_pyg.pipeline.evaluate import evaluate_model
@@ -27,8 +28,6 @@ from mmea_pyg.results import MODEL, AlignmentResult
 from mmea_pyg.runs import check_run_folder
 
 __all__ = ["align", "align_model"]
-
-SIDES = ("source", "target")
 
 
 @torch.no_grad()
@@ -58,7 +57,7 @@ def align_model(
         one_to_one: :obj:`None`, ``"greedy"`` or ``"hungarian"``.
         threshold: Drop pairs whose score is below it.
         csls: Score by CSLS (``config.eval.csls_k``) instead of cosine.
-        names: Name vectors per side (:func:`mmea_pyg.training.names.name_vectors`): the "+ names"
+        names: Name vectors per side (:func:`mmea_pyg.addons.names.name_vectors`): the "+ names"
             add-on is appended to the model's embedding with norm ``names_weight``.
         known_pairs: The links given as known :math:`(2, K)`, whose entities are neither queries nor
             candidates (default: the training links of ``data``, and the sources of its validation
@@ -75,7 +74,7 @@ def align_model(
     check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)
     model.eval()
     if names is not None:
-        from mmea_pyg.training.names import NameAddOn
+        from mmea_pyg.addons.names import NameAddOn
 
         model = NameAddOn(model, names, names_weight)
     train = split_pairs(data, "train")
@@ -265,8 +264,8 @@ def _name_vectors(
 ) -> dict[str, Tensor] | None:
     if not names:
         return None
+    from mmea_pyg.addons.names import name_vectors
     from mmea_pyg.data.features.text import DEFAULT_TEXT_MODEL
-    from mmea_pyg.training.names import name_vectors
 
     text_model = (config.data.text_model or DEFAULT_TEXT_MODEL) if text else None
     device = str(resolve_device(config.train.device))
@@ -306,7 +305,7 @@ def align(
     ``options`` are :func:`make_config`'s shortcuts (``ratio``, ``epochs``, ``seed``, ``device``,
     ``root``, ``mirror``); ``overrides`` ``section.key=value`` assignments (e.g. ``data.format=jape``).
 
-    With ``names``, the entities' name vectors (:mod:`mmea_pyg.training.names`) are appended to the
+    With ``names``, the entities' name vectors (:mod:`mmea_pyg.addons.names`) are appended to the
     model's embedding (weight ``names_weight``; ``names_text=False`` leaves out the text embedding of
     the labels and keeps their character n-grams); when the graphs come without any training link, the
     mutual best name matches scoring at least ``pivot_score`` become the training links first.
@@ -385,7 +384,7 @@ def _from_checkpoint(checkpoint, source, data: HeteroData | None, progress: bool
     """The model of ``checkpoint`` on its dataset: ``source`` when given (refused in one line when its
     content differs from what the checkpoint was trained on), else the absolute path it records.
     Returns ``(model, config, data)``, the data on the model's device."""
-    from mmea_pyg.training.trainer import load_checkpoint, load_model
+    from mmea_pyg.training.checkpoint import load_checkpoint, load_model
 
     saved = load_checkpoint(checkpoint)
     cfg = Config.from_dict(saved["config"], source=str(checkpoint))
@@ -422,7 +421,7 @@ def _with_training_links(data: HeteroData, cfg: Config, vectors, pivot_score: fl
             "the graphs come without training links: give some known pairs (a links file) or pass "
             "--names to induce pivot pairs from entity names"
         )
-    from mmea_pyg.training.names import name_pivots, with_pivots
+    from mmea_pyg.addons.names import name_pivots, with_pivots
 
     pivots = name_pivots(vectors, pivot_score, cfg.eval.chunk_size)
     echo(f"no training links: {pivots.size(1):,} pivot pairs induced from names (score >= {pivot_score})")

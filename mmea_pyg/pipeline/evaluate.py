@@ -15,6 +15,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.config import Config
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.errors import ConfigError, MMEAError
 from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.io import resolve_device
@@ -22,8 +23,6 @@ from mmea_pyg.pipeline.inputs import load_dataset, split_pairs
 from mmea_pyg.results import MODEL, PROPAGATION, CheckpointEvaluation, Evaluation
 
 __all__ = ["check_propagation", "diagnostics", "entity_modalities", "evaluate_checkpoint", "evaluate_model"]
-
-SIDES = ("source", "target")
 
 
 def check_propagation(config: Config, where: str) -> None:
@@ -60,7 +59,7 @@ def evaluate_model(
     name = getattr(model, "embedding_name", MODEL)
     model.eval()
     if propagation:
-        from mmea_pyg.training.propagation import LightEAPropagation
+        from mmea_pyg.addons.propagation import LightEAPropagation
 
         check_propagation(config, "config")
         e = config.eval
@@ -183,7 +182,7 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> CheckpointEvaluation:
     """Evaluate a checkpoint on its own dataset and split (rebuilt from the config it carries)."""
-    from mmea_pyg.training.trainer import load_checkpoint, load_model
+    from mmea_pyg.training.checkpoint import load_checkpoint, load_model
 
     path = Path(checkpoint)
     saved = load_checkpoint(path)

@@ -74,7 +74,8 @@ def train_and_load(
 ) -> tuple[RunResult, Any, HeteroData]:
     """:func:`train`, also returning the model with the selected checkpoint's weights (eval mode) and
     the data on its device, for callers that go on with them (:func:`align`)."""
-    from mmea_pyg.training.trainer import Trainer, load_checkpoint
+    from mmea_pyg.training.checkpoint import load_checkpoint
+    from mmea_pyg.training.trainer import Trainer
 
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if propagation:

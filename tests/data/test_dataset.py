@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mmea_pyg.cli.main import cli
 from torch_geometric.data import HeteroData
 
-from mmea_pyg.data.dataset import FB15KDB15K, FB15KYAGO15K, MMKGDataset
+from mmea_pyg.data.mmkg import FB15KDB15K, FB15KYAGO15K, MMKGDataset
 from mmea_pyg.errors import ConfigError, DataFormatError
 
 
@@ -167,7 +167,7 @@ def test_truncated_processed_file_is_rebuilt(
     processed = Path(dataset.processed_paths[0])
     with open(processed, "r+b") as handle:
         handle.truncate(processed.stat().st_size // 2)
-    with caplog.at_level("WARNING", logger="mmea_pyg.data.dataset"):
+    with caplog.at_level("WARNING", logger="mmea_pyg.data.base"):
         again = FB15KDB15K(data_root, split_ratio=0.5, split_seed=0, log=False)
     (notice,) = _unreadable(caplog, "processed dataset is unreadable")
     assert notice.startswith(f"{processed}: processed dataset is unreadable (") and notice.endswith(
@@ -203,7 +203,7 @@ def test_malicious_processed_file_is_not_unpickled_and_rebuilt(
     processed = Path(dataset.processed_paths[0])
     marker = tmp_path / "pwned"
     _write_evil(processed, marker)
-    with caplog.at_level("WARNING", logger="mmea_pyg.data.dataset"):
+    with caplog.at_level("WARNING", logger="mmea_pyg.data.base"):
         again = FB15KDB15K(data_root, split_ratio=0.5, split_seed=0, log=False)
     assert not marker.exists()
     (notice,) = _unreadable(caplog, "processed dataset is unreadable")
@@ -216,7 +216,7 @@ def test_processed_file_with_other_content_is_rebuilt(
 ):
     processed = Path(dataset.processed_paths[0])
     torch.save({"weights": torch.zeros(3)}, processed)  # a readable torch file, but not a processed graph
-    with caplog.at_level("WARNING", logger="mmea_pyg.data.dataset"):
+    with caplog.at_level("WARNING", logger="mmea_pyg.data.base"):
         again = FB15KDB15K(data_root, split_ratio=0.5, split_seed=0, log=False)
     assert _unreadable(caplog, "processed dataset is unreadable (it holds a dict")
     assert again[0]["source"].num_nodes == 8
@@ -230,7 +230,7 @@ def test_pre_transform_files_are_never_unpickled(
     marker = tmp_path / "pwned"
     for name in ("pre_transform.pt", "pre_filter.pt"):
         _write_evil(processed_dir / name, marker)
-    with caplog.at_level("WARNING", logger="mmea_pyg.data.dataset"):
+    with caplog.at_level("WARNING", logger="mmea_pyg.data.base"):
         FB15KDB15K(data_root, log=False)  # PyG's own check would torch.load(weights_only=False) them
     assert not marker.exists()
     assert len(_unreadable(caplog, "unreadable (it holds objects other than tensors")) == 2
@@ -253,7 +253,7 @@ def test_corrupted_feature_cache_is_recomputed(
         torch.save({"not": "features"}, cache)
     else:
         _write_evil(cache, marker)
-    with caplog.at_level("WARNING", logger="mmea_pyg.data.dataset"):
+    with caplog.at_level("WARNING", logger="mmea_pyg.data.features.attributes"):
         again = FB15KDB15K(data_root, split_ratio=0.5, force_reload=True, log=False)
     assert not marker.exists()
     (notice,) = _unreadable(caplog, "attribute-feature cache is unreadable")
@@ -298,7 +298,7 @@ def test_copied_data_root_is_reused(
 def test_copied_downloaded_root_is_reused_from_the_manifest(
     tmp_path: Path, fixture_mirror: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from mmea_pyg.data import download as dl
+    from mmea_pyg.data import files
 
     root = tmp_path / "data"
     first = FB15KDB15K(root, mirror=str(fixture_mirror), log=False)
@@ -308,7 +308,7 @@ def test_copied_downloaded_root_is_reused_from_the_manifest(
     kept = tmp_path / "kept"  # copy2 keeps the mtimes: the manifest's digests are trusted, nothing hashed
     shutil.copytree(root, kept)
     with monkeypatch.context() as patch:
-        patch.setattr(dl, "sha256sum", lambda path: pytest.fail(f"{path} was hashed"))
+        patch.setattr(files, "sha256sum", lambda path: pytest.fail(f"{path} was hashed"))
         _no_processing(patch)
         assert Path(FB15KDB15K(kept, log=False).processed_paths[0]).name == name
 
@@ -343,7 +343,8 @@ def test_build_waits_for_a_download_in_another_process(
 ):
     holder_code = (
         "import sys, time\n"
-        "from mmea_pyg.data.download import download_dataset, download_lock, raw_dir\n"
+        "from mmea_pyg.data.download import download_dataset, download_lock\n"
+        "from mmea_pyg.data.files import raw_dir\n"
         "with download_lock(raw_dir(sys.argv[1])):\n"
         "    print('locked', flush=True)\n"
         "    time.sleep(1.5)\n"

@@ -23,7 +23,9 @@ import pytest
 from click.testing import CliRunner
 
 from mmea_pyg.data import download as dl
+from mmea_pyg.data import files as data_files
 from mmea_pyg.data import registry
+from mmea_pyg.data.download import transfer
 from mmea_pyg.data.registry import DatasetCard, KGCard, RemoteFile
 from mmea_pyg.errors import ChecksumError, DownloadError, MMEAError
 
@@ -112,8 +114,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MMEA_DATA", raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(dl, "RETRY_BASE_DELAY", 0.0)
-    monkeypatch.setattr(dl, "TIMEOUT", 10.0)
+    monkeypatch.setattr(transfer, "RETRY_BASE_DELAY", 0.0)
+    monkeypatch.setattr(transfer, "TIMEOUT", 10.0)
 
 
 @pytest.fixture
@@ -228,29 +230,31 @@ def leftovers(root: Path) -> list[str]:
 def test_git_blob_and_sha256_of_known_content(tmp_path: Path) -> None:
     path = tmp_path / "hello.txt"
     path.write_bytes(b"hello\n")
-    assert dl.git_blob_sha1(path) == "ce013625030ba8dba906f756967f9e9ca394464a"
-    assert dl.sha256sum(str(path)) == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    assert data_files.git_blob_sha1(path) == "ce013625030ba8dba906f756967f9e9ca394464a"
+    assert (
+        data_files.sha256sum(str(path)) == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    )
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
-    assert dl.git_blob_sha1(empty) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    assert data_files.git_blob_sha1(empty) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
 
 
 def test_parse_sha256sums_formats_and_errors() -> None:
     a, b = "a" * 64, "B" * 64
-    sums = dl.parse_sha256sums(f"{a}  X/x.txt\n\n# comment\n{b} *./Y/y.h5\n")
+    sums = data_files.parse_sha256sums(f"{a}  X/x.txt\n\n# comment\n{b} *./Y/y.h5\n")
     assert sums == {"X/x.txt": a, "Y/y.h5": b.lower()}
     with pytest.raises(DownloadError, match="line 1"):
-        dl.parse_sha256sums("not-a-digest  X/x.txt\n", "mirror/SHA256SUMS")
+        data_files.parse_sha256sums("not-a-digest  X/x.txt\n", "mirror/SHA256SUMS")
 
 
 def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert dl.default_root() == Path("datasets")
-    assert dl.default_mirror() is None
+    assert data_files.default_root() == Path("datasets")
+    assert data_files.default_mirror() is None
     monkeypatch.setenv("MMEA_DATA", str(tmp_path))
     monkeypatch.setenv("MMEA_MIRROR", "http://127.0.0.1:1/")
-    assert dl.default_root() == tmp_path
-    assert dl.default_mirror() == "http://127.0.0.1:1/"
-    assert dl.raw_dir() == tmp_path / "mmkg"
+    assert data_files.default_root() == tmp_path
+    assert data_files.default_mirror() == "http://127.0.0.1:1/"
+    assert data_files.raw_dir() == tmp_path / "mmkg"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,7 +291,7 @@ def test_local_mirror_fetch_manifest_and_noop_second_run(
     def no_transfer(*args, **kwargs):
         raise AssertionError("a verified file was fetched again")
 
-    monkeypatch.setattr(dl, "_transfer", no_transfer)
+    monkeypatch.setattr(transfer, "transfer_to_part", no_transfer)
     again = dl.download_dataset("tiny", root=root, mirror=str(mirror), progress=False)
     assert not any(r.fetched for r in again)
     assert [r.status for r in again] == [r.status for r in records]
@@ -517,8 +521,8 @@ def test_http_retries_back_off_then_give_up(
     rel = "SRC/SRC_ImageIndex.txt"
     server.failures["/" + rel] = [503] * 5
     sleeps: list[float] = []
-    monkeypatch.setattr(dl, "RETRY_BASE_DELAY", 0.01)
-    monkeypatch.setattr(dl.time, "sleep", sleeps.append)
+    monkeypatch.setattr(transfer, "RETRY_BASE_DELAY", 0.01)
+    monkeypatch.setattr(transfer.time, "sleep", sleeps.append)
     with pytest.raises(DownloadError, match=r"gave up after 3 attempt\(s\)") as info:
         dl.fetch_file(server.base_url + rel, tmp_path / "x.txt", retries=2, progress=False)
     assert rel in str(info.value) and "503" in str(info.value)
@@ -614,7 +618,8 @@ def test_cli_missing_required_file(tiny: DatasetCard, mirror: Path, tmp_path: Pa
 #: the release.
 _HOLDER = """
 import sys, time
-from mmea_pyg.data.download import download_dataset, download_lock, raw_dir
+from mmea_pyg.data.download import download_dataset, download_lock
+from mmea_pyg.data.files import raw_dir
 root, mirror = sys.argv[1], sys.argv[2]
 with download_lock(raw_dir(root)):
     download_dataset("fb15k-db15k", root=root, mirror=mirror, progress=False)
@@ -645,11 +650,11 @@ def _assert_root_complete(root: Path, mirror: Path, kgs: set[str]) -> None:
     """Every mirror file of the KGs ``kgs`` is in place and recorded with its SHA-256; nothing temporary."""
     raw = root / "mmkg"
     entries = manifest(root)
-    sums = dl.parse_sha256sums((mirror / "SHA256SUMS").read_text())
+    sums = data_files.parse_sha256sums((mirror / "SHA256SUMS").read_text())
     assert set(entries) == {rel for rel in sums if rel.split("/")[0] in kgs}
     for rel, entry in entries.items():
         assert (raw / rel).read_bytes() == (mirror / rel).read_bytes()
-        assert entry["sha256"] == sums[rel] == dl.sha256sum(raw / rel)
+        assert entry["sha256"] == sums[rel] == data_files.sha256sum(raw / rel)
     assert [p for p in root.rglob("*") if p.name.endswith((".part", ".tmp"))] == []
 
 

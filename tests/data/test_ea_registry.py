@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mmea_pyg.data import download as dl
 from mmea_pyg.data import open_dataset, registry
+from mmea_pyg.data.download import transfer
 from mmea_pyg.data.graph_pair import GraphPairDataset
 from mmea_pyg.errors import ChecksumError, DownloadError
 
@@ -24,7 +25,7 @@ EA = Path(__file__).resolve().parents[1] / "fixtures" / "ea"
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("MMEA_MIRROR", "MMEA_EA_MIRROR", "MMEA_DATA"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(dl, "RETRY_BASE_DELAY", 0.0)
+    monkeypatch.setattr(transfer, "RETRY_BASE_DELAY", 0.0)
 
 
 def write_sums(mirror: Path, skip: tuple[str, ...] = ()) -> None:

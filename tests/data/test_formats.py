@@ -328,7 +328,7 @@ def test_meaformer_npz_images_and_one_sided_attributes(
         "1 vector(s) of ids that ent_ids_1/ent_ids_2 do not define (first: id 99)" in w
         for w in warnings_of(caplog)
     )
-    from mmea_pyg.models.knowledge import available_modalities
+    from mmea_pyg.models.modalities import available_modalities
 
     assert set(available_modalities(ds[0])) == {"r", "a", "v"}
 
@@ -425,7 +425,7 @@ def test_plain_ntriples_literals_labels_and_links(tmp_path: Path, caplog: pytest
 
 def test_structure_only_pair_trains_clamea_unchanged(tmp_path: Path) -> None:
     from mmea_pyg.config import Config
-    from mmea_pyg.models.knowledge import available_modalities
+    from mmea_pyg.models.modalities import available_modalities
     from mmea_pyg.training.trainer import Trainer
 
     ds = build(EA / "plain" / "tsv", tmp_path / "root", split_ratio=0.5)
@@ -530,7 +530,7 @@ def test_truncated_processed_file_is_rebuilt(tmp_path: Path, caplog: pytest.LogC
     stats = ds.statistics()
     processed = Path(ds.processed_paths[0])
     os.truncate(processed, processed.stat().st_size // 2)
-    with caplog.at_level("WARNING", logger="mmea_pyg.data.dataset"):
+    with caplog.at_level("WARNING", logger="mmea_pyg.data.base"):
         again = build(EA / "openea" / "D_Y_tiny", tmp_path)
     (notice,) = [
         r.getMessage() for r in caplog.records if "processed dataset is unreadable" in r.getMessage()
@@ -546,7 +546,7 @@ def test_malicious_processed_file_is_not_unpickled_and_rebuilt(
     stats = ds.statistics()
     marker = tmp_path / "pwned"
     torch.save(_Evil(marker), ds.processed_paths[0])
-    with caplog.at_level("WARNING", logger="mmea_pyg.data.dataset"):
+    with caplog.at_level("WARNING", logger="mmea_pyg.data.base"):
         again = build(EA / "contea" / "JA-EN_tiny", tmp_path, snapshot=1)
     assert not marker.exists()
     assert any(
@@ -696,7 +696,7 @@ def test_open_dataset_folder_and_unknown_name(tmp_path: Path) -> None:
 
 
 def test_open_dataset_mmkg_name(data_root: Path) -> None:
-    from mmea_pyg.data.dataset import MMKGDataset
+    from mmea_pyg.data.mmkg import MMKGDataset
 
     ds = open_dataset("FB15K-DB15K", root=data_root, log=False)
     assert isinstance(ds, MMKGDataset) and ds.split_ratio == 0.2

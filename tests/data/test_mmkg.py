@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from mmea_pyg.data import mmkg
+from mmea_pyg.data.formats import mmkg
 from mmea_pyg.data.registry import DB15K, FB15K
 from mmea_pyg.errors import DataFormatError
 

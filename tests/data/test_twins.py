@@ -23,7 +23,13 @@ def test_twins_by_hand():
     twins = has_twin(data, "source", torch.arange(8))
     assert twins.tolist() == [False, True, True, False, False, False, True, True]
     # Among the candidates only: 2 is not among them, so 1 has no twin there.
-    assert has_twin(data, "source", torch.tensor([0, 1, 3, 6, 7])).tolist() == [False, False, False, True, True]
+    assert has_twin(data, "source", torch.tensor([0, 1, 3, 6, 7])).tolist() == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
 
 
 def test_twin_share_of_the_evaluated_pairs():

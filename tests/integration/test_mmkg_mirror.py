@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmea_pyg.data.dataset import FB15KDB15K, FB15KYAGO15K
 from mmea_pyg.data.download import download_dataset
+from mmea_pyg.data.mmkg import FB15KDB15K, FB15KYAGO15K
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from mmea_pyg.config import ABLATIONS, Config
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.models import CLAMEA
-from mmea_pyg.models.knowledge import available_modalities
+from mmea_pyg.models.modalities import available_modalities
 from mmea_pyg.training.trainer import Trainer
 
 

@@ -11,7 +11,7 @@ from mmea_pyg.config import Config, LightEAConfig
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.evaluation import evaluate_embedder
 from mmea_pyg.models.lightea import LightEA, LightEAGraph, lightea_features, lightea_protocol
-from mmea_pyg.training.trainer import load_model
+from mmea_pyg.training.checkpoint import load_model
 
 SMALL = dict(ent_dim=64, rel_dim=8, mini_dim=4, top_k=20, head_chunk=3)
 

@@ -10,7 +10,8 @@ from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.evaluation import evaluate
 from mmea_pyg.models import MIMEA, RICEA
-from mmea_pyg.training.trainer import Trainer, load_model
+from mmea_pyg.training.checkpoint import load_model
+from mmea_pyg.training.trainer import Trainer
 
 MODELS = ["ricea", "mimea"]
 ANCHORED = ["model.structure=gat-attr", "model.anchors=true", "model.relation_context=true"]

@@ -9,15 +9,9 @@ from mmea_pyg.config import Config
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.presets import preset_names, preset_path
+from mmea_pyg.training.checkpoint import CheckpointError, load_checkpoint, load_model
 from mmea_pyg.training.iterative import propose_pseudo_seeds, unaligned_candidates
-from mmea_pyg.training.trainer import (
-    CheckpointError,
-    Trainer,
-    TrainingDivergedError,
-    load_checkpoint,
-    load_model,
-    loss_weights,
-)
+from mmea_pyg.training.trainer import Trainer, TrainingDivergedError, loss_weights
 
 FAST = ["train.device=cpu", "train.transe_batch_size=500", "train.pair_batch_size=64", "train.eval_every=5"]
 

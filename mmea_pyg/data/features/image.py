@@ -449,6 +449,82 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     )
 
 
+def _image_files(folder: Path, batch_size: int, recursive: bool) -> list[Path]:
+    """The images :func:`featurize_folder` reads, after checking its arguments."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise MMEAError(
+            f"{folder}: image folder {what}; pass the folder holding the downloaded entity images"
+        )
+    files = list_images(folder, recursive=recursive)
+    if not files:
+        raise MMEAError(
+            f"{folder}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
+            f"{', recursively' if recursive else '; pass --recursive for sub-folders'})"
+        )
+    return files
+
+
+def _by_image_id(files: list[Path], folder: Path) -> tuple[dict[str, Path], list[tuple[str, str]]]:
+    """The image of each id (its file stem; the first file by path wins) and the skipped duplicates as
+    ``(file name, reason)``."""
+    skipped: list[tuple[str, str]] = []
+    keyed: dict[str, Path] = {}
+    for file in files:
+        if file.stem in keyed:
+            skipped.append((str(file.relative_to(folder)), f"duplicate image id {file.stem!r}"))
+        else:
+            keyed[file.stem] = file
+    return keyed, skipped
+
+
+def _featurize(
+    featurizer: ImageFeaturizer,
+    keyed: dict[str, Path],
+    folder: Path,
+    batch_size: int,
+    progress: bool,
+    skipped: list[tuple[str, str]],
+) -> dict[str, np.ndarray]:
+    """The feature vector of each readable image, batch by batch; unreadable images are appended to
+    ``skipped`` as ``(file name, reason)``."""
+    from tqdm.auto import tqdm
+
+    def load(file: Path) -> torch.Tensor | str:
+        try:
+            return featurizer.load(file)
+        except Exception as exc:  # corrupt / truncated / unsupported image: skip it
+            return f"{type(exc).__name__}: {exc}"
+
+    features: dict[str, np.ndarray] = {}
+    items = list(keyed.items())
+    # Decode one batch in parallel threads (Pillow releases the GIL), then run the CNN on it. Pillow's
+    # own warnings (e.g. "Palette images with Transparency ...") are silenced here, in the calling
+    # thread, because warnings.catch_warnings() inside the workers would race on the global filters.
+    with (
+        warnings.catch_warnings(),
+        ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool,
+        tqdm(total=len(items), unit="img", desc="Featurizing images", disable=not progress) as bar,
+    ):
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\..*)?$")
+        for begin in range(0, len(items), batch_size):
+            chunk = items[begin : begin + batch_size]
+            loaded = list(pool.map(load, [file for _, file in chunk]))
+            keys, tensors = [], []
+            for (key, file), result in zip(chunk, loaded, strict=True):
+                if isinstance(result, str):
+                    skipped.append((str(file.relative_to(folder)), result))
+                else:
+                    keys.append(key)
+                    tensors.append(result)
+            if tensors:
+                features.update(zip(keys, featurizer(torch.stack(tensors)).numpy(), strict=True))
+            bar.update(len(chunk))
+    return features
+
+
 def featurize_folder(
     folder: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -484,63 +560,12 @@ def featurize_folder(
         ConfigError: Invalid ``batch_size`` or ``device``.
         ModelNotFoundError: The backbone is not available offline.
     """
-    from tqdm.auto import tqdm
-
     folder, out_path = Path(folder), Path(out_path)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be positive, got {batch_size}")
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise MMEAError(
-            f"{folder}: image folder {what}; pass the folder holding the downloaded entity images"
-        )
-    files = list_images(folder, recursive=recursive)
-    if not files:
-        raise MMEAError(
-            f"{folder}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}"
-            f"{', recursively' if recursive else '; pass --recursive for sub-folders'})"
-        )
+    files = _image_files(folder, batch_size, recursive)
     start = time.perf_counter()
     featurizer = ImageFeaturizer(backbone, device=resolve_device(device), weights_path=weights_path)
-
-    skipped: list[tuple[str, str]] = []
-    keyed: dict[str, Path] = {}
-    for file in files:
-        if file.stem in keyed:
-            skipped.append((str(file.relative_to(folder)), f"duplicate image id {file.stem!r}"))
-        else:
-            keyed[file.stem] = file
-
-    def load(file: Path) -> torch.Tensor | str:
-        try:
-            return featurizer.load(file)
-        except Exception as exc:  # corrupt / truncated / unsupported image: skip it
-            return f"{type(exc).__name__}: {exc}"
-
-    features: dict[str, np.ndarray] = {}
-    items = list(keyed.items())
-    # Decode one batch in parallel threads (Pillow releases the GIL), then run the CNN on it. Pillow's
-    # own warnings (e.g. "Palette images with Transparency ...") are silenced here, in the calling
-    # thread, because warnings.catch_warnings() inside the workers would race on the global filters.
-    with (
-        warnings.catch_warnings(),
-        ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool,
-        tqdm(total=len(items), unit="img", desc="Featurizing images", disable=not progress) as bar,
-    ):
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\..*)?$")
-        for begin in range(0, len(items), batch_size):
-            chunk = items[begin : begin + batch_size]
-            loaded = list(pool.map(load, [file for _, file in chunk]))
-            keys, tensors = [], []
-            for (key, file), result in zip(chunk, loaded, strict=True):
-                if isinstance(result, str):
-                    skipped.append((str(file.relative_to(folder)), result))
-                else:
-                    keys.append(key)
-                    tensors.append(result)
-            if tensors:
-                features.update(zip(keys, featurizer(torch.stack(tensors)).numpy(), strict=True))
-            bar.update(len(chunk))
+    keyed, skipped = _by_image_id(files, folder)
+    features = _featurize(featurizer, keyed, folder, batch_size, progress, skipped)
 
     if skipped:
         shown = ", ".join(name for name, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else "")

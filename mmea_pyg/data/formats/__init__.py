@@ -20,18 +20,18 @@ Layouts (:data:`LAYOUTS`, detected in this order by :func:`detect_format`):
 ============  ===========================================================================================
 
 Each module's docstring states its exact rules.
+
+The files of the MMKG release (registered benchmarks, not a folder layout: no reader here) are parsed by
+:mod:`mmea_pyg.data.formats.mmkg` for :class:`~mmea_pyg.data.mmkg.MMKGDataset`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
-
-from mmea_pyg.data.formats._common import KNOWN, NO_SPLIT, TEST, TRAIN, VALID, KGData
+from mmea_pyg.data.formats._common import KNOWN, NO_SPLIT, TEST, TRAIN, VALID, GraphPair, KGData
 from mmea_pyg.errors import ConfigError, MMEAError
 
 __all__ = [
@@ -48,33 +48,6 @@ __all__ = [
     "layout_help",
     "read_graph_pair",
 ]
-
-
-@dataclass
-class GraphPair:
-    """Two parsed knowledge graphs and the links between them.
-
-    Attributes:
-        format: The layout it was read from (a key of :data:`LAYOUTS`).
-        folder: The folder it was read from.
-        source: The first KG (``*_1`` files): ``HeteroData['source']``.
-        target: The second KG (``*_2`` files): ``HeteroData['target']``.
-        links: ``[P, 2]`` int64 (source index, target index), without repeats, in file order.
-        link_split: ``[P]`` int8 split codes: ``-1`` none shipped (the dataset draws a seeded split),
-            ``0`` train, ``1`` valid, ``2`` test, ``3`` train or valid (the dataset carves validation
-            out of them, e.g. JAPE ``sup_ent_ids``).
-        split_source: Where a shipped split comes from (``"721_5fold/1"``), ``None`` without one.
-        files: Every file the reader read, in reading order.
-    """
-
-    format: str
-    folder: Path
-    source: KGData
-    target: KGData
-    links: np.ndarray
-    link_split: np.ndarray
-    split_source: str | None
-    files: list[Path]
 
 
 def _layouts() -> dict[str, ModuleType]:

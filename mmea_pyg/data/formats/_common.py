@@ -410,3 +410,30 @@ def read_uri_links(
     reader.close()
     warn_unconnected(path, seen_src, range(source_connected), names[0])
     warn_unconnected(path, seen_tgt, range(target_connected), names[1])
+
+
+@dataclass
+class GraphPair:
+    """Two parsed knowledge graphs and the links between them.
+
+    Attributes:
+        format: The layout it was read from (a key of :data:`LAYOUTS`).
+        folder: The folder it was read from.
+        source: The first KG (``*_1`` files): ``HeteroData['source']``.
+        target: The second KG (``*_2`` files): ``HeteroData['target']``.
+        links: ``[P, 2]`` int64 (source index, target index), without repeats, in file order.
+        link_split: ``[P]`` int8 split codes: ``-1`` none shipped (the dataset draws a seeded split),
+            ``0`` train, ``1`` valid, ``2`` test, ``3`` train or valid (the dataset carves validation
+            out of them, e.g. JAPE ``sup_ent_ids``).
+        split_source: Where a shipped split comes from (``"721_5fold/1"``), ``None`` without one.
+        files: Every file the reader read, in reading order.
+    """
+
+    format: str
+    folder: Path
+    source: KGData
+    target: KGData
+    links: np.ndarray
+    link_split: np.ndarray
+    split_source: str | None
+    files: list[Path]

@@ -30,6 +30,7 @@ from mmea_pyg.data.formats._common import (
     TEST,
     TRAIN,
     VALID,
+    GraphPair,
     KGData,
     LinkSet,
     TripleBuffer,
@@ -39,7 +40,7 @@ from mmea_pyg.data.formats._common import (
     require_triples,
     warn_unconnected,
 )
-from mmea_pyg.data.formats.jape import _id_name
+from mmea_pyg.data.formats.jape import id_name
 from mmea_pyg.errors import DataFormatError
 
 NAME = "contea"
@@ -158,14 +159,12 @@ def _read_links(path: Path, code: int, sides: tuple[_Side, _Side], links: LinkSe
 
 
 def read(folder: Path, *, fold: int = 1, snapshot: int | None = None, trust_pickle: bool = False):
-    from mmea_pyg.data.formats import GraphPair
-
     del fold, trust_pickle
     k = _check_snapshot(folder, snapshot)
     relations: dict[int, str] = {}
     rel_path = folder / "rel_dict"
     for number, line in read_lines(rel_path):
-        ident, name = _id_name(rel_path, number, line, "relation URI")
+        ident, name = id_name(rel_path, number, line, "relation URI")
         if ident in relations:
             raise DataFormatError(rel_path, f"relation id {ident} is defined twice; keep one line", number)
         relations[ident] = name

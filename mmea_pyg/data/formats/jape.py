@@ -29,6 +29,7 @@ from mmea_pyg.data.formats._common import (
     KNOWN,
     NO_SPLIT,
     TEST,
+    GraphPair,
     KGData,
     LinkSet,
     TripleBuffer,
@@ -55,7 +56,10 @@ REQUIRED: tuple[tuple[str, ...], ...] = (
 OPTIONAL = ("sup_ent_ids", "rel_ids_1", "rel_ids_2", "training_attrs_1", "training_attrs_2")
 
 
-def _id_name(path: Path, number: int, line: str, what: str) -> tuple[int, str]:
+def id_name(path: Path, number: int, line: str, what: str) -> tuple[int, str]:
+    """``(id, name)`` of line ``number`` of an ``<id><TAB><name>`` file (JAPE ``ent_ids``, ContEA
+    ``rel_dict``); a malformed line raises :class:`~mmea_pyg.errors.DataFormatError` naming ``what`` it
+    should hold."""
     parts = line.split("\t") if "\t" in line else line.split(None, 1)
     parts = [p.strip() for p in parts]
     if len(parts) != 2 or not parts[1]:
@@ -85,7 +89,7 @@ class IdSpace:
     def read(self, path: Path, kg: int) -> None:
         names, by_name = self.names[kg], self.by_name[kg]
         for number, line in read_lines(path):
-            ident, name = _id_name(path, number, line, self.what)
+            ident, name = id_name(path, number, line, self.what)
             if ident in self.owner:
                 _, _, old_path, old_line = self.owner[ident]
                 raise DataFormatError(
@@ -241,8 +245,6 @@ def input_files(folder: Path, *, fold: int = 1, snapshot: int | None = None) -> 
 
 
 def read(folder: Path, *, fold: int = 1, snapshot: int | None = None, trust_pickle: bool = False):
-    from mmea_pyg.data.formats import GraphPair
-
     del fold, snapshot, trust_pickle
     specs = link_files(folder)
     _, source, target, links, files = read_common(folder, specs)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mmea_pyg.data.formats._common import NO_SPLIT, WarnOnce, log
+from mmea_pyg.data.formats._common import NO_SPLIT, GraphPair, WarnOnce, log
 from mmea_pyg.data.formats.jape import IdSpace, read_common
 from mmea_pyg.errors import DataFormatError, MMEAError
 
@@ -149,8 +149,6 @@ def read_images(
 
 
 def read(folder: Path, *, fold: int = 1, snapshot: int | None = None, trust_pickle: bool = False):
-    from mmea_pyg.data.formats import GraphPair
-
     del fold, snapshot
     images = image_dictionary(folder)
     if images is not None and images.suffix == ".pkl" and not trust_pickle:

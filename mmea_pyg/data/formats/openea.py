@@ -27,6 +27,7 @@ from mmea_pyg.data.formats._common import (
     TRAIN,
     VALID,
     EntityTable,
+    GraphPair,
     KGData,
     LinkSet,
     TripleBuffer,
@@ -109,8 +110,6 @@ def _read_attributes(path: Path, table: EntityTable) -> list[tuple[int, str, str
 
 
 def read(folder: Path, *, fold: int = 1, snapshot: int | None = None, trust_pickle: bool = False):
-    from mmea_pyg.data.formats import GraphPair
-
     del snapshot, trust_pickle
     chosen = _fold_dir(folder, fold)
     source, target = EntityTable(), EntityTable()

@@ -33,6 +33,7 @@ import numpy as np
 from mmea_pyg.data.formats._common import (
     NO_SPLIT,
     EntityTable,
+    GraphPair,
     KGData,
     LinkSet,
     TripleBuffer,
@@ -153,8 +154,6 @@ def _read_attributes(path: Path, kg: _KG) -> None:
 
 
 def read(folder: Path, *, fold: int = 1, snapshot: int | None = None, trust_pickle: bool = False):
-    from mmea_pyg.data.formats import GraphPair
-
     del fold, snapshot, trust_pickle
     parsed = []
     for number in (1, 2):

@@ -1,5 +1,5 @@
 """LightEA's propagated seed labels as an evaluation-time add-on to a trained model
-(:class:`~mmea_pyg.training.propagation.LightEAPropagation`, ``mmea eval --propagation``): the layout of
+(:class:`~mmea_pyg.addons.propagation.LightEAPropagation`, ``mmea eval --propagation``): the layout of
 its embedding, the seeds of its labels, the re-anchoring rounds and what they may look at."""
 
 import pytest
@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from conftest import seeded_model
 
+from mmea_pyg.addons.propagation import LightEAPropagation
 from mmea_pyg.config import Config
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.evaluation import mutual_nearest_neighbours
-from mmea_pyg.nn.encoders import LabelPropagation
-from mmea_pyg.training.propagation import LightEAPropagation
+from mmea_pyg.nn.label_propagation import LabelPropagation
 
 N, CODE, HOPS = 60, 16, 2
 

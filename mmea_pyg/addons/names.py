@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
+from mmea_pyg.data.base import SIDES
 from mmea_pyg.evaluation import mutual_nearest_neighbours
-from mmea_pyg.models.base import SIDES
 
 _SPACES = re.compile(r"\s+")
 _PUNCTUATION = re.compile(r"[^\w]+")

@@ -9,7 +9,7 @@ every benchmark reports it as its own "+ propagation" row beside the model's row
 checkpoint (``mmea eval --propagation``).
 
 With :math:`\mathbf{m}_i` the model's embedding of entity :math:`i` and :math:`\mathbf{l}_i` its
-labels (:class:`~mmea_pyg.nn.encoders.LabelPropagation`, hops of unit norm each):
+labels (:class:`~mmea_pyg.nn.label_propagation.LabelPropagation`, hops of unit norm each):
 
 .. math::
     \mathbf{e}_i = \Bigl[\frac{\mathbf{m}_i}{\lVert \mathbf{m}_i \rVert} \,\Big\|\,
@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
-from mmea_pyg.models.base import SIDES, AlignmentModel
-from mmea_pyg.nn.encoders import LabelPropagation
+from mmea_pyg.data.base import SIDES
+from mmea_pyg.models.base import AlignmentModel
+from mmea_pyg.nn.label_propagation import LabelPropagation
 from mmea_pyg.training.iterative import propose_pseudo_seeds
 
 
