@@ -16,7 +16,8 @@ from torch_geometric.data import HeteroData
 from mmea_pyg.config import Config
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.io import UnsafeFileError, resolve_device, safe_torch_load
-from mmea_pyg.models.base import AlignmentModel, build_model
+from mmea_pyg.models import build_model
+from mmea_pyg.models.base import AlignmentModel
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "check_state_fits", "load_checkpoint", "load_model"]
 
