@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from mmea_pyg.data.base import SIDES
-from mmea_pyg.evaluation import evaluate, mutual_nearest_neighbours
+from mmea_pyg.evaluation import evaluate
 from mmea_pyg.nn.label_propagation import LabelPropagation
-from mmea_pyg.pipeline import load_dataset, make_config, split_pairs
+from mmea_pyg.pipeline import load_dataset, make_config, pairs_of
+from mmea_pyg.similarity import mutual_nearest_neighbours
 from mmea_pyg.training.iterative import unaligned_candidates
 
 
@@ -39,7 +40,7 @@ def main() -> None:
 
     config = make_config(dataset=args.dataset, ratio=args.ratio, overrides=["data.split_seed=0"])
     data = load_dataset(config, progress=False)
-    train, valid = split_pairs(data, "train"), split_pairs(data, "valid")
+    train, valid = pairs_of(data, "train"), pairs_of(data, "valid")
     module = LabelPropagation(data["source"].num_nodes, code_dim=args.code_dim, hops=args.hops)
     src_cand, tgt_cand = unaligned_candidates(data, train)
     local = torch.arange(valid.size(1)).repeat(2, 1)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from mmea_pyg.alignment import pair_block, ranks_from_scores, sinkhorn_scores
 from mmea_pyg.evaluation import metrics_from_ranks
-from mmea_pyg.pipeline import load_dataset, split_pairs
+from mmea_pyg.pipeline import load_dataset, pairs_of
 from mmea_pyg.similarity import mean_top_k_similarity
 from mmea_pyg.training.checkpoint import load_model
 from mmea_pyg.training.iterative import unaligned_candidates
@@ -72,7 +72,7 @@ def main() -> None:
     config = Config.from_dict(saved["config"])
     data = load_dataset(config, progress=False)
     model, config, _ = load_model(args.checkpoint, data, "cpu", checkpoint=saved)
-    test = split_pairs(data, "test")
+    test = pairs_of(data, "test")
     with torch.no_grad():
         src = F.normalize(model.embed(data, "source", test[0]), dim=-1)
         tgt = F.normalize(model.embed(data, "target", test[1]), dim=-1)
@@ -83,7 +83,7 @@ def main() -> None:
         r_tgt = mean_top_k_similarity(tgt, src, 10, 2048)
         report("ours + CSLS (k = 10)", 2 * cosine - r_src.unsqueeze(1) - r_tgt.unsqueeze(0))
 
-    queries, cands = unaligned_candidates(data, split_pairs(data, "train"))
+    queries, cands = unaligned_candidates(data, pairs_of(data, "train"))
     with torch.no_grad():
         all_src = model.embed(data, "source", queries)
         all_tgt = model.embed(data, "target", cands)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -44,6 +45,10 @@ class _Group(click.Group):
             raise OneLineUsageError.of(exc) from None
 
     def invoke(self, ctx: click.Context):
+        from mmea_pyg.distributed import leave_group
+
+        if int(os.environ.get("RANK", "0")) > 0:  # under torchrun, rank 0 prints the summary (errors: all)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
         try:
             return super().invoke(ctx)
         except click.exceptions.NoArgsIsHelpError:
@@ -53,6 +58,8 @@ class _Group(click.Group):
         except MMEAError as exc:
             click.secho(f"Error: {exc}", fg="red", err=True)
             sys.exit(EXIT_ERROR)
+        finally:
+            leave_group()  # the models of the command are gone: the process group goes last
 
 
 @click.group("mmea", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

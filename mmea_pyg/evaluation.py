@@ -1,4 +1,5 @@
-r"""Rank-based evaluation of entity alignment, and mutual nearest neighbours for pseudo seeds.
+r"""Rank-based evaluation of entity alignment: realistic ranks, Hits@k / MRR / MR, metric names (mutual
+nearest neighbours for pseudo seeds live in :mod:`mmea_pyg.similarity`).
 
 Protocol (CLAMEA, "Evaluation protocol"):
 
@@ -46,19 +47,28 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from mmea_pyg.distributed import Sharding
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.similarity import mean_top_k_similarity, nearest, score_block
+from mmea_pyg.similarity import (
+    check_chunk_size,
+    check_csls_k,
+    check_embeddings,
+    check_index,
+    mean_top_k_similarity,
+    normalised_rows,
+    on_rows,
+    score_block,
+)
 
 __all__ = [
     "DEFAULT_KS",
     "evaluate",
     "evaluate_embedder",
+    "evaluate_model_embedding",
     "metrics_from_ranks",
     "ranked_metrics",
-    "mutual_nearest_neighbours",
     "parse_metric",
     "rank_pairs",
     "select_metric",
@@ -77,20 +87,6 @@ _VALID_METRIC_FORMS = (
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_chunk_size(chunk_size: int) -> int:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
-    return chunk_size
-
-
-def _check_csls_k(csls_k: int) -> int:
-    if isinstance(csls_k, bool) or not isinstance(csls_k, int) or csls_k < 0:
-        raise ConfigError(
-            f"csls_k must be a non-negative integer (0 = plain cosine, e.g. 10 for CSLS), got {csls_k!r}."
-        )
-    return csls_k
-
-
 def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     ks = tuple(ks)
     out: list[int] = []
@@ -104,31 +100,6 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _check_embeddings(src_emb: Tensor, tgt_emb: Tensor) -> None:
-    for name, emb in (("src_emb", src_emb), ("tgt_emb", tgt_emb)):
-        if not isinstance(emb, Tensor) or emb.dim() != 2:
-            shape = tuple(emb.shape) if isinstance(emb, Tensor) else type(emb).__name__
-            raise ValueError(f"{name} must be a 2-D tensor [num_entities, dim], got {shape}.")
-        if not emb.is_floating_point():
-            raise ValueError(f"{name} must be a floating-point tensor, got dtype {emb.dtype}.")
-    if src_emb.size(1) != tgt_emb.size(1):
-        raise ValueError(
-            f"src_emb and tgt_emb must have the same dimension, got {src_emb.size(1)} and {tgt_emb.size(1)}."
-        )
-    if src_emb.device != tgt_emb.device:
-        raise ValueError(
-            f"src_emb and tgt_emb must be on the same device, got {src_emb.device} and {tgt_emb.device}."
-        )
-
-
-def _check_index(index: Tensor, size: int, name: str) -> None:
-    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= size):
-        raise ValueError(
-            f"{name} holds indices outside [0, {size}) (min {int(index.min())}, max {int(index.max())}); "
-            "check that the pairs/candidates match the embedding tables."
-        )
-
-
 def _check_pairs(pairs: Tensor, num_src: int, num_tgt: int) -> None:
     if not isinstance(pairs, Tensor) or pairs.dim() != 2 or pairs.size(0) != 2:
         shape = tuple(pairs.shape) if isinstance(pairs, Tensor) else type(pairs).__name__
@@ -137,23 +108,8 @@ def _check_pairs(pairs: Tensor, num_src: int, num_tgt: int) -> None:
         raise ValueError(f"pairs must be an integer (long) tensor, got dtype {pairs.dtype}.")
     if pairs.size(1) == 0:
         raise ValueError("pairs is empty: there is nothing to evaluate.")
-    _check_index(pairs[0], num_src, "pairs[0] (source)")
-    _check_index(pairs[1], num_tgt, "pairs[1] (target)")
-
-
-def _compute_dtype(emb: Tensor) -> torch.dtype:
-    # Half precision produces spurious exact ties; score in float32 unless float64 was given.
-    return torch.float64 if emb.dtype == torch.float64 else torch.float32
-
-
-def _normalised_rows(emb: Tensor, index: Tensor, name: str) -> Tensor:
-    """Gather ``emb[index]``, cast it to the scoring dtype and L2-normalise it (zero rows stay zero)."""
-    rows = emb.detach()[index].to(_compute_dtype(emb))
-    if not bool(torch.isfinite(rows).all()):
-        raise ValueError(
-            f"{name} holds NaN or infinite values in the evaluated rows; ranks would be meaningless."
-        )
-    return F.normalize(rows, p=2.0, dim=-1)
+    check_index(pairs[0], num_src, "pairs[0] (source)")
+    check_index(pairs[1], num_tgt, "pairs[1] (target)")
 
 
 def _realistic_ranks(
@@ -200,6 +156,7 @@ def rank_pairs(
     csls_k: int = 0,
     chunk_size: int = 1024,
     bar=None,
+    sharding: Sharding | None = None,
 ) -> dict[str, Tensor]:
     r"""Realistic rank of every pair's counterpart, in both directions.
 
@@ -219,6 +176,9 @@ def rank_pairs(
         csls_k: ``0`` scores by cosine; ``k > 0`` scores by CSLS with ``k`` nearest neighbours.
         chunk_size: Query rows scored at a time (memory is about ``chunk_size x #candidates``).
         bar: A tqdm bar advanced by the number of queries ranked (both directions).
+        sharding: In a process group, each rank ranks its block of the queries (and of the CSLS terms)
+            and every rank gets all ranks (:mod:`mmea_pyg.distributed`); ``None``: this process ranks
+            all.
 
     Returns:
         ``{"s2t": ranks, "t2s": ranks}``, float32 tensors of shape ``[P]`` on the embeddings' device
@@ -234,40 +194,33 @@ def rank_pairs(
         - **pairs** :math:`(2, P)`
         - **output** two tensors of shape :math:`(P,)`
     """
-    _check_embeddings(src_emb, tgt_emb)
-    csls_k = _check_csls_k(csls_k)
-    chunk_size = _check_chunk_size(chunk_size)
+    check_embeddings(src_emb, tgt_emb)
+    csls_k = check_csls_k(csls_k)
+    chunk_size = check_chunk_size(chunk_size)
     _check_pairs(pairs, src_emb.size(0), tgt_emb.size(0))
 
     pairs = pairs.to(device=src_emb.device, dtype=torch.long)
     src_cand, src_pos = torch.unique(pairs[0], sorted=True, return_inverse=True)
     tgt_cand, tgt_pos = torch.unique(pairs[1], sorted=True, return_inverse=True)
-    src = _normalised_rows(src_emb, src_cand, "src_emb")
-    tgt = _normalised_rows(tgt_emb, tgt_cand, "tgt_emb")
+    src = normalised_rows(src_emb, src_cand, "src_emb")
+    tgt = normalised_rows(tgt_emb, tgt_cand, "tgt_emb")
 
     r_src = r_tgt = None
-    if csls_k > 0:
-        r_src = mean_top_k_similarity(src, tgt, csls_k, chunk_size)  # r_T(x), x a source candidate
-        r_tgt = mean_top_k_similarity(tgt, src, csls_k, chunk_size)  # r_S(y), y a target candidate
+    if csls_k > 0:  # r_T(x), x a source candidate; r_S(y), y a target candidate
+        r_src = on_rows(lambda r: mean_top_k_similarity(src[r], tgt, csls_k, chunk_size), len(src), sharding)
+        r_tgt = on_rows(lambda r: mean_top_k_similarity(tgt[r], src, csls_k, chunk_size), len(tgt), sharding)
 
-    s2t, s2t_tie = _realistic_ranks(
-        src[src_pos],
-        tgt,
-        tgt_pos,
-        None if r_src is None else r_src[src_pos],
-        r_tgt,
-        chunk_size,
-        bar,
-    )
-    t2s, t2s_tie = _realistic_ranks(
-        tgt[tgt_pos],
-        src,
-        src_pos,
-        None if r_tgt is None else r_tgt[tgt_pos],
-        r_src,
-        chunk_size,
-        bar,
-    )
+    def ranks(query: Tensor, cand: Tensor, true_col: Tensor, r_query: Tensor | None, r_cand: Tensor | None):
+        return on_rows(
+            lambda r: _realistic_ranks(
+                query[r], cand, true_col[r], None if r_query is None else r_query[r], r_cand, chunk_size, bar
+            ),
+            len(query),
+            sharding,
+        )
+
+    s2t, s2t_tie = ranks(src[src_pos], tgt, tgt_pos, None if r_src is None else r_src[src_pos], r_tgt)
+    t2s, t2s_tie = ranks(tgt[tgt_pos], src, src_pos, None if r_tgt is None else r_tgt[tgt_pos], r_src)
     return {"s2t": s2t, "t2s": t2s, "s2t_top_tie": s2t_tie, "t2s_top_tie": t2s_tie}
 
 
@@ -327,6 +280,7 @@ def evaluate(
     chunk_size: int = 1024,
     progress: bool = False,
     desc: str = "eval",
+    sharding: Sharding | None = None,
 ) -> dict[str, float]:
     """Hits@k, MRR and MR of an alignment, both directions, cosine and optionally CSLS.
 
@@ -339,6 +293,7 @@ def evaluate(
         chunk_size: Query rows scored at a time.
         progress: Show a progress bar (tqdm, stderr) over the ranked queries.
         desc: The bar's label.
+        sharding: Rank the queries in blocks over the ranks of a process group (see :func:`rank_pairs`).
 
     Returns:
         A flat dict of Python floats. ``hits@k``, ``mrr``, ``mr``: source -> target with cosine (the
@@ -349,7 +304,7 @@ def evaluate(
     See :func:`rank_pairs` for the ranking protocol.
     """
     ks = _check_ks(ks)
-    csls_k = _check_csls_k(csls_k)
+    csls_k = check_csls_k(csls_k)
     settings = [("", 0)] + ([("csls/", csls_k)] if csls_k > 0 else [])
     results: dict[str, float] = {}
     bar = None
@@ -363,7 +318,9 @@ def evaluate(
         )
     try:
         for prefix, k in settings:
-            ranks = rank_pairs(src_emb, tgt_emb, pairs, csls_k=k, chunk_size=chunk_size, bar=bar)
+            ranks = rank_pairs(
+                src_emb, tgt_emb, pairs, csls_k=k, chunk_size=chunk_size, bar=bar, sharding=sharding
+            )
             results.update({prefix + key: value for key, value in ranked_metrics(ranks, ks).items()})
     finally:
         if bar is not None:
@@ -381,6 +338,7 @@ def evaluate_embedder(
     chunk_size: int = 1024,
     progress: bool = False,
     desc: str = "eval",
+    sharding: Sharding | None = None,
 ) -> dict[str, float]:
     """:func:`evaluate` of the pairs :math:`(2, P)` with ``embed(side, index)`` :math:`\\to (B, D)` (e.g. a
     model's ``embed``), which is called once per side on the *distinct* entities of the pairs.
@@ -393,8 +351,49 @@ def evaluate_embedder(
     src, tgt = embed("source", src_ids), embed("target", tgt_ids)
     local = torch.stack([src_pos, tgt_pos]).to(src.device)
     return evaluate(
-        src, tgt, local, ks=ks, csls_k=csls_k, chunk_size=chunk_size, progress=progress, desc=desc
+        src,
+        tgt,
+        local,
+        ks=ks,
+        csls_k=csls_k,
+        chunk_size=chunk_size,
+        progress=progress,
+        desc=desc,
+        sharding=sharding,
     )
+
+
+@torch.no_grad()
+def evaluate_model_embedding(
+    model: torch.nn.Module,
+    data,
+    pairs: Tensor,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    csls_k: int = 0,
+    chunk_size: int = 1024,
+    progress: bool = False,
+    desc: str = "eval",
+    sharding: Sharding | None = None,
+) -> dict[str, float]:
+    """The one embed-and-evaluate: :func:`evaluate_embedder` of the pairs :math:`(2, P)` with
+    ``model.embed(data, side, index, chunk_size)`` :math:`\\to (B, D)`, in eval mode and without
+    gradients; the model's training mode is restored afterwards (the trainer evaluates mid-training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate_embedder(
+            lambda side, index: model.embed(data, side, index, chunk_size),
+            pairs,
+            ks=ks,
+            csls_k=csls_k,
+            chunk_size=chunk_size,
+            progress=progress,
+            desc=desc,
+            sharding=sharding,
+        )
+    finally:
+        model.train(was_training)
 
 
 _HITS_RE = re.compile(r"^(?:hits|hit|h)(?:@|_at_)(\d+)$")
@@ -462,74 +461,3 @@ def select_metric(results: Mapping[str, float], name: str) -> dict[str, float]:
         hint = f"; to get Hits@{k}, add {k} to ks" if metric == "hits" else ""
         raise ConfigError(f"Metric {name!r} was not computed (available: {available}){hint}.")
     return selected
-
-
-@torch.no_grad()
-def mutual_nearest_neighbours(
-    src_emb: Tensor,
-    tgt_emb: Tensor,
-    src_candidates: Tensor,
-    tgt_candidates: Tensor,
-    chunk_size: int = 1024,
-    csls_k: int = 0,
-) -> Tensor:
-    r"""Mutual nearest neighbours among candidate entities (MRAEA's bidirectional pseudo seeds).
-
-    A pair :math:`(s, t)` is returned iff :math:`t` is the best-scoring target candidate of
-    :math:`s` *and* :math:`s` is the best-scoring source candidate of :math:`t`:
-
-    .. math::
-        t = \operatorname*{arg\,max}_{t' \in C_T} \mathrm{sim}(s, t') \quad\wedge\quad
-        s = \operatorname*{arg\,max}_{s' \in C_S} \mathrm{sim}(s', t),
-
-    with :math:`\mathrm{sim}` the cosine, or CSLS over the candidate sets when ``csls_k > 0``.
-    Candidates are de-duplicated; ties go to the lowest entity index. Each source and each target
-    appears in at most one returned pair.
-
-    Args:
-        src_emb: Source-graph entity embeddings, shape ``[N1, D]``.
-        tgt_emb: Target-graph entity embeddings, shape ``[N2, D]``.
-        src_candidates: Source entity indices to consider (e.g. the unaligned ones).
-        tgt_candidates: Target entity indices to consider.
-        chunk_size: Rows scored at a time.
-        csls_k: ``0`` for cosine, ``k > 0`` for CSLS with ``k`` neighbours.
-
-    Returns:
-        ``[2, K]`` long tensor of (source index, target index), sorted by source index, on the device
-        of ``src_candidates``.
-
-    Shapes:
-        - **src_candidates** :math:`(C_S,)`, **tgt_candidates** :math:`(C_T,)`
-        - **output** :math:`(2, K)`, :math:`K \le \min(C_S, C_T)`
-    """
-    _check_embeddings(src_emb, tgt_emb)
-    chunk_size = _check_chunk_size(chunk_size)
-    csls_k = _check_csls_k(csls_k)
-    out_device = src_candidates.device
-    for name, cand, size in (
-        ("src_candidates", src_candidates, src_emb.size(0)),
-        ("tgt_candidates", tgt_candidates, tgt_emb.size(0)),
-    ):
-        if cand.dim() != 1 or cand.dtype not in (torch.int64, torch.int32):
-            raise ValueError(f"{name} must be a 1-D integer tensor, got {tuple(cand.shape)} {cand.dtype}.")
-        _check_index(cand, size, name)
-
-    device = src_emb.device
-    src_cand = torch.unique(src_candidates.to(device=device, dtype=torch.long), sorted=True)
-    tgt_cand = torch.unique(tgt_candidates.to(device=device, dtype=torch.long), sorted=True)
-    if src_cand.numel() == 0 or tgt_cand.numel() == 0:
-        return torch.empty(2, 0, dtype=torch.long, device=out_device)
-
-    src = _normalised_rows(src_emb, src_cand, "src_emb")
-    tgt = _normalised_rows(tgt_emb, tgt_cand, "tgt_emb")
-    r_src = r_tgt = None
-    if csls_k > 0:
-        r_src = mean_top_k_similarity(src, tgt, csls_k, chunk_size)
-        r_tgt = mean_top_k_similarity(tgt, src, csls_k, chunk_size)
-
-    s2t = nearest(src, tgt, r_src, r_tgt, chunk_size)  # [C_S] column in tgt_cand
-    t2s = nearest(tgt, src, r_tgt, r_src, chunk_size)  # [C_T] column in src_cand
-    rows = torch.arange(src_cand.size(0), device=device)
-    mutual = t2s[s2t] == rows
-    result = torch.stack([src_cand[mutual], tgt_cand[s2t[mutual]]])
-    return result.to(out_device)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from mmea_pyg.config import Config, ablation_slug
+from mmea_pyg.distributed import is_main
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.io import atomic_write_text, check_writable_dir
 
@@ -97,7 +98,9 @@ def latest_run() -> Path:
 
 
 def mark_latest(run_dir: str | os.PathLike) -> None:
-    """Point ``runs/LATEST`` at ``run_dir``."""
+    """Point ``runs/LATEST`` at ``run_dir`` (rank 0's job under torchrun)."""
+    if not is_main():
+        return
     atomic_write_text(LATEST, str(Path(run_dir).resolve()) + "\n")
 
 

@@ -2,7 +2,7 @@ r"""Nearest candidates in bounded memory, and Sinkhorn normalisation of the spar
 
 Both are building blocks below every model and every evaluation (a model that bootstraps pseudo
 pairs needs them as much as :mod:`mmea_pyg.alignment` does), so this module imports nothing of the
-package.
+package but its errors and the type of a sharding.
 
 * :func:`top_k_search` — the ``k`` highest inner products of every query row among the candidate
   rows, exact, computed ``chunk_size`` query rows at a time: memory is :math:`O(\text{chunk} \cdot C +
@@ -15,6 +15,11 @@ package.
 * :func:`score_block`, :func:`mean_top_k_similarity` and :func:`nearest` — cosine or CSLS scores of a
   block of query rows, CSLS's neighbourhood terms, and each query's best candidate, chunked (what
   :mod:`mmea_pyg.evaluation` ranks with and :mod:`mmea_pyg.alignment` aligns with).
+* :func:`mutual_nearest_neighbours` — pairs that are each other's best candidate (MRAEA's bidirectional
+  pseudo seeds), cosine or CSLS, chunked.
+* :func:`check_embeddings`, :func:`check_index`, :func:`check_chunk_size`, :func:`check_csls_k`,
+  :func:`normalised_rows` — the argument checks and the scoring-dtype normalisation that this module and
+  :mod:`mmea_pyg.evaluation` share (one message for one mistake).
 * :func:`column_best` — for every candidate, the query whose listed score for it is highest (the
   reverse direction of a top-k list, for mutual-best flags).
 """
@@ -25,16 +30,80 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmea_pyg.distributed import Sharding
+from mmea_pyg.errors import ConfigError
+
 __all__ = [
+    "check_chunk_size",
+    "check_csls_k",
+    "check_embeddings",
+    "check_index",
     "column_best",
     "mean_top_k_similarity",
+    "mutual_nearest_neighbours",
     "nearest",
+    "normalised_rows",
+    "on_rows",
     "score_block",
     "sinkhorn_top_k",
     "sparse_ranks",
     "sparse_sinkhorn",
     "top_k_search",
 ]
+
+
+def check_chunk_size(chunk_size: int) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    return chunk_size
+
+
+def check_csls_k(csls_k: int) -> int:
+    if isinstance(csls_k, bool) or not isinstance(csls_k, int) or csls_k < 0:
+        raise ConfigError(
+            f"csls_k must be a non-negative integer (0 = plain cosine, e.g. 10 for CSLS), got {csls_k!r}."
+        )
+    return csls_k
+
+
+def check_embeddings(src_emb: Tensor, tgt_emb: Tensor) -> None:
+    for name, emb in (("src_emb", src_emb), ("tgt_emb", tgt_emb)):
+        if not isinstance(emb, Tensor) or emb.dim() != 2:
+            shape = tuple(emb.shape) if isinstance(emb, Tensor) else type(emb).__name__
+            raise ValueError(f"{name} must be a 2-D tensor [num_entities, dim], got {shape}.")
+        if not emb.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {emb.dtype}.")
+    if src_emb.size(1) != tgt_emb.size(1):
+        raise ValueError(
+            f"src_emb and tgt_emb must have the same dimension, got {src_emb.size(1)} and {tgt_emb.size(1)}."
+        )
+    if src_emb.device != tgt_emb.device:
+        raise ValueError(
+            f"src_emb and tgt_emb must be on the same device, got {src_emb.device} and {tgt_emb.device}."
+        )
+
+
+def check_index(index: Tensor, size: int, name: str) -> None:
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= size):
+        raise ValueError(
+            f"{name} holds indices outside [0, {size}) (min {int(index.min())}, max {int(index.max())}); "
+            "check that the pairs/candidates match the embedding tables."
+        )
+
+
+def _compute_dtype(emb: Tensor) -> torch.dtype:
+    # Half precision produces spurious exact ties; score in float32 unless float64 was given.
+    return torch.float64 if emb.dtype == torch.float64 else torch.float32
+
+
+def normalised_rows(emb: Tensor, index: Tensor, name: str) -> Tensor:
+    """Gather ``emb[index]``, cast it to the scoring dtype and L2-normalise it (zero rows stay zero)."""
+    rows = emb.detach()[index].to(_compute_dtype(emb))
+    if not bool(torch.isfinite(rows).all()):
+        raise ValueError(
+            f"{name} holds NaN or infinite values in the evaluated rows; ranks would be meaningless."
+        )
+    return F.normalize(rows, p=2.0, dim=-1)
 
 
 def score_block(q: Tensor, cand: Tensor, r_q: Tensor | None, r_cand: Tensor | None) -> Tensor:
@@ -77,6 +146,19 @@ def nearest(
         # torch.argmax returns the first maximal index (documented, CPU and CUDA): lowest column.
         out[start:stop] = scores.argmax(dim=1)
     return out
+
+
+def on_rows(compute, n: int, sharding: Sharding | None):
+    """``compute(rows)`` for the ``n`` query rows: all of them (``rows = slice(None)``) without a
+    ``sharding``; with one, this rank's block, joined with every other rank's
+    (:meth:`~mmea_pyg.distributed.Sharding.gather`), so every rank returns the whole result.
+    ``compute`` returns a tensor or a tuple of tensors whose first dimension is the rows."""
+    if sharding is None:
+        return compute(slice(None))
+    out = compute(sharding.rows(n))
+    if isinstance(out, tuple):
+        return tuple(sharding.gather(part, n) for part in out)
+    return sharding.gather(out, n)
 
 
 @torch.no_grad()
@@ -271,3 +353,84 @@ def sparse_ranks(
         out[name] = 1.0 + above.float() + 0.5 * (equal - 1).float()
         out[f"{name}_top_tie"] = (above == 0) & (equal > 1)
     return out
+
+
+@torch.no_grad()
+def mutual_nearest_neighbours(
+    src_emb: Tensor,
+    tgt_emb: Tensor,
+    src_candidates: Tensor,
+    tgt_candidates: Tensor,
+    chunk_size: int = 1024,
+    csls_k: int = 0,
+    sharding: Sharding | None = None,
+) -> Tensor:
+    r"""Mutual nearest neighbours among candidate entities (MRAEA's bidirectional pseudo seeds).
+
+    A pair :math:`(s, t)` is returned iff :math:`t` is the best-scoring target candidate of
+    :math:`s` *and* :math:`s` is the best-scoring source candidate of :math:`t`:
+
+    .. math::
+        t = \operatorname*{arg\,max}_{t' \in C_T} \mathrm{sim}(s, t') \quad\wedge\quad
+        s = \operatorname*{arg\,max}_{s' \in C_S} \mathrm{sim}(s', t),
+
+    with :math:`\mathrm{sim}` the cosine, or CSLS over the candidate sets when ``csls_k > 0``.
+    Candidates are de-duplicated; ties go to the lowest entity index. Each source and each target
+    appears in at most one returned pair.
+
+    Args:
+        src_emb: Source-graph entity embeddings, shape ``[N1, D]``.
+        tgt_emb: Target-graph entity embeddings, shape ``[N2, D]``.
+        src_candidates: Source entity indices to consider (e.g. the unaligned ones).
+        tgt_candidates: Target entity indices to consider.
+        chunk_size: Rows scored at a time.
+        csls_k: ``0`` for cosine, ``k > 0`` for CSLS with ``k`` neighbours.
+        sharding: Each rank of a process group scores its block of the query rows and every rank
+            gets the whole result (:mod:`mmea_pyg.distributed`); ``None``: this process scores all.
+
+    Returns:
+        ``[2, K]`` long tensor of (source index, target index), sorted by source index, on the device
+        of ``src_candidates``.
+
+    Shapes:
+        - **src_candidates** :math:`(C_S,)`, **tgt_candidates** :math:`(C_T,)`
+        - **output** :math:`(2, K)`, :math:`K \le \min(C_S, C_T)`
+    """
+    check_embeddings(src_emb, tgt_emb)
+    chunk_size = check_chunk_size(chunk_size)
+    csls_k = check_csls_k(csls_k)
+    out_device = src_candidates.device
+    for name, cand, size in (
+        ("src_candidates", src_candidates, src_emb.size(0)),
+        ("tgt_candidates", tgt_candidates, tgt_emb.size(0)),
+    ):
+        if cand.dim() != 1 or cand.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"{name} must be a 1-D integer tensor, got {tuple(cand.shape)} {cand.dtype}.")
+        check_index(cand, size, name)
+
+    device = src_emb.device
+    src_cand = torch.unique(src_candidates.to(device=device, dtype=torch.long), sorted=True)
+    tgt_cand = torch.unique(tgt_candidates.to(device=device, dtype=torch.long), sorted=True)
+    if src_cand.numel() == 0 or tgt_cand.numel() == 0:
+        return torch.empty(2, 0, dtype=torch.long, device=out_device)
+
+    src = normalised_rows(src_emb, src_cand, "src_emb")
+    tgt = normalised_rows(tgt_emb, tgt_cand, "tgt_emb")
+    r_src = r_tgt = None
+    if csls_k > 0:
+        r_src = on_rows(lambda r: mean_top_k_similarity(src[r], tgt, csls_k, chunk_size), len(src), sharding)
+        r_tgt = on_rows(lambda r: mean_top_k_similarity(tgt[r], src, csls_k, chunk_size), len(tgt), sharding)
+
+    def best(query: Tensor, cand: Tensor, r_query: Tensor | None, r_cand: Tensor | None) -> Tensor:
+        return on_rows(
+            lambda r: nearest(query[r], cand, None if r_query is None else r_query[r], r_cand, chunk_size),
+            len(query),
+            sharding,
+        )
+
+    s2t = best(src, tgt, r_src, r_tgt)  # [C_S] column in tgt_cand
+    t2s = best(tgt, src, r_tgt, r_src)  # [C_T] column in src_cand
+    rows = torch.arange(src_cand.size(0), device=device)
+    mutual = t2s[s2t] == rows
+    result = torch.stack([src_cand[mutual], tgt_cand[s2t[mutual]]])
+    return result.to(out_device)

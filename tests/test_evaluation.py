@@ -12,11 +12,11 @@ from mmea_pyg.errors import ConfigError
 from mmea_pyg.evaluation import (
     evaluate,
     metrics_from_ranks,
-    mutual_nearest_neighbours,
     parse_metric,
     rank_pairs,
     select_metric,
 )
+from mmea_pyg.similarity import mutual_nearest_neighbours
 
 
 def unit(deg: float) -> list[float]:

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.data.base import SIDES
-from mmea_pyg.evaluation import mutual_nearest_neighbours
+from mmea_pyg.similarity import mutual_nearest_neighbours
 
 _SPACES = re.compile(r"\s+")
 _PUNCTUATION = re.compile(r"[^\w]+")

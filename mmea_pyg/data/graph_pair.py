@@ -18,7 +18,7 @@ from mmea_pyg.data.base import SIDES, SafeInMemoryDataset, graph_statistics
 from mmea_pyg.data.features.attributes import attribute_cache_file, encode_attribute_sentences
 from mmea_pyg.data.formats import KNOWN, NO_SPLIT, TEST, TRAIN, VALID, GraphPair, KGData
 from mmea_pyg.data.formats.mmkg import attribute_name, display_name, normalize_value
-from mmea_pyg.data.splits import check_known_ratios, split_known_pairs, split_pairs_by_count
+from mmea_pyg.data.splits import check_known_ratios, draw_split_by_count, split_known_pairs
 from mmea_pyg.errors import ConfigError
 
 #: Bumped whenever :meth:`GraphPairDataset.process` changes what it writes or how its file is keyed.
@@ -326,7 +326,7 @@ class GraphPairDataset(SafeInMemoryDataset):
                         f"folder ships only {num_known} training links to carve them from; lower it "
                         "(0.1 of all links by default)"
                     )
-                sub_train, sub_valid, _ = split_pairs_by_count(
+                sub_train, sub_valid, _ = draw_split_by_count(
                     pairs[:, known], num_known - num_valid, num_valid, split_seed
                 )
                 train, valid = train.clone(), valid.clone()

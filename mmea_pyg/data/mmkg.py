@@ -27,7 +27,7 @@ from mmea_pyg.data.formats.mmkg import (
     parse_same_as,
 )
 from mmea_pyg.data.registry import DatasetCard, KGCard, get_card
-from mmea_pyg.data.splits import split_pairs
+from mmea_pyg.data.splits import draw_split
 from mmea_pyg.errors import DataFormatError
 from mmea_pyg.io import atomic_write_json
 
@@ -352,7 +352,7 @@ class MMKGDataset(SafeInMemoryDataset):
         path = self._image_file(card)
         if not path.exists():
             return torch.zeros((len(entities), 0)), torch.zeros(len(entities), dtype=torch.bool)
-        from mmea_pyg.data.features.image import read_h5_features
+        from mmea_pyg.data.features.h5 import read_h5_features
 
         keys = [kg.images.get(e, "") for e in entities]
         features, mask = read_h5_features(path, keys)
@@ -366,7 +366,7 @@ class MMKGDataset(SafeInMemoryDataset):
     def resplit(self, split_ratio: float, split_seed: int = 0, valid_ratio: float = 0.1) -> None:
         """Draw new train/valid/test masks of the seed pairs (no reprocessing)."""
         store = self._data["source", "aligned", "target"]
-        train, valid, test = split_pairs(store.edge_index, split_ratio, valid_ratio, split_seed)
+        train, valid, test = draw_split(store.edge_index, split_ratio, valid_ratio, split_seed)
         store.train_mask, store.valid_mask, store.test_mask = train, valid, test
         self.split_ratio, self.split_seed, self.valid_ratio = split_ratio, split_seed, valid_ratio
         self._data_list = None

@@ -1,4 +1,6 @@
-"""Seeded train / validation / test splits of the seed (sameAs) pairs.
+"""Seeded train / validation / test splits of the seed (sameAs) pairs: the one place that draws a split
+(:func:`draw_split`, :func:`draw_split_by_count`, :func:`split_known_pairs`) and reads one
+(:func:`pairs_of`).
 
 The protocol of the MMEA literature: a fraction ``train_ratio`` (0.2, 0.5 or 0.8) of all pairs trains,
 ``valid_ratio`` (10% of all pairs) selects the checkpoint, the rest is the test set.
@@ -16,6 +18,9 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.errors import ConfigError
+
+#: The parts of a split, each a boolean mask ``<split>_mask`` over the aligned pairs.
+SPLITS = ("train", "valid", "test")
 
 
 def _groups(pairs: Tensor) -> Tensor:
@@ -48,7 +53,7 @@ def unpaired_entities(num_src: int, num_tgt: int, pairs: Tensor) -> tuple[Tensor
     return src.nonzero().view(-1), tgt.nonzero().view(-1)
 
 
-def split_pairs(
+def draw_split(
     pairs: Tensor,
     train_ratio: float = 0.2,
     valid_ratio: float = 0.1,
@@ -74,10 +79,10 @@ def split_pairs(
             f"train ratio {train_ratio} + validation ratio {valid_ratio} must stay below 1 to leave a test set"
         )
     num_pairs = pairs.size(1)
-    return split_pairs_by_count(pairs, round(train_ratio * num_pairs), round(valid_ratio * num_pairs), seed)
+    return draw_split_by_count(pairs, round(train_ratio * num_pairs), round(valid_ratio * num_pairs), seed)
 
 
-def split_pairs_by_count(
+def draw_split_by_count(
     pairs: Tensor, num_train: int, num_valid: int, seed: int = 0
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Split seed pairs into about ``num_train`` training and ``num_valid`` validation pairs, the rest
@@ -85,7 +90,7 @@ def split_pairs_by_count(
     the last group it takes).
 
     The connected groups of pairs are walked in a seeded random order and fill train, then valid, then
-    test by pair count. :func:`split_pairs` is this function with counts rounded from its ratios.
+    test by pair count. :func:`draw_split` is this function with counts rounded from its ratios.
 
     Args:
         pairs: Seed pairs ``[2, P]`` (source index, target index).
@@ -155,7 +160,15 @@ def split_known_pairs(
     num_pairs = pairs.size(1)
     num_known = round(known_ratio * num_pairs)
     num_valid = min(round(valid_ratio * num_pairs), num_known)
-    return split_pairs_by_count(pairs, num_known - num_valid, num_valid, seed)
+    return draw_split_by_count(pairs, num_known - num_valid, num_valid, seed)
+
+
+def pairs_of(data: HeteroData, split: str) -> Tensor:
+    """The aligned pairs :math:`(2, P)` of ``split`` (one of :data:`SPLITS`) held by ``data``."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be train, valid or test, got {split!r}")
+    aligned = data["source", "aligned", "target"]
+    return aligned.edge_index[:, aligned[f"{split}_mask"]]
 
 
 def with_valid_in_train(data: HeteroData) -> HeteroData:

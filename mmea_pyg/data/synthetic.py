@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import HeteroData
 
-from mmea_pyg.data.splits import split_pairs
+from mmea_pyg.data.splits import draw_split
 
 
 def toy_alignment(
@@ -85,7 +85,7 @@ def toy_alignment(
         store.num_attr_names = attr_dim
     aligned = data["source", "aligned", "target"]
     aligned.edge_index = torch.stack([torch.arange(num_entities), perm])
-    aligned.train_mask, aligned.valid_mask, aligned.test_mask = split_pairs(
+    aligned.train_mask, aligned.valid_mask, aligned.test_mask = draw_split(
         aligned.edge_index, train_ratio, 0.1, seed
     )
     data.dataset_name = "toy"

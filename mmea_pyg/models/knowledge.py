@@ -20,6 +20,7 @@ from torch_geometric.data import HeteroData
 
 from mmea_pyg.config import Config, ModelConfig, TrainConfig
 from mmea_pyg.data.base import SIDES
+from mmea_pyg.data.splits import pairs_of
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.models.base import AlignmentModel
 from mmea_pyg.nn.label_propagation import AnchorPropagation
@@ -37,12 +38,6 @@ from mmea_pyg.nn.structure import (
 STRUCTURES = ("transe", "gat", "gat-attr", "gcn-attr", "propagation")
 #: The inductive relational encoders (no per-entity parameters; take seed anchors and relation context).
 INDUCTIVE = ("gat-attr", "gcn-attr", "propagation")
-
-
-def train_seeds(data: HeteroData) -> Tensor:
-    """The training seed pairs ``[2, K]`` of the split held by ``data``."""
-    aligned = data["source", "aligned", "target"]
-    return aligned.edge_index[:, aligned.train_mask]
 
 
 @dataclass(frozen=True)
@@ -283,7 +278,7 @@ class KnowledgeEncoder(nn.Module):
 
     def anchor_pairs(self, data: HeteroData, pseudo: bool = True) -> Tensor:
         """The training seed pairs and, with ``pseudo``, the kept pseudo seeds: :math:`(2, K)`."""
-        seeds = train_seeds(data)
+        seeds = pairs_of(data, "train")
         if pseudo and self.pseudo_anchors is not None and self.pseudo_anchors.numel():
             seeds = torch.cat([seeds, self.pseudo_anchors.to(seeds.device)], dim=1)
         return seeds

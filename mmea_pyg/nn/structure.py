@@ -11,7 +11,9 @@ CLAMEA; chosen by ``model.structure``):
   (relation-type features); the projected LightEA labels
   (:class:`~mmea_pyg.nn.label_propagation.AnchorPropagation`) are in :mod:`mmea_pyg.nn.label_propagation`.
 
-The sparse operators they share are in :mod:`mmea_pyg.nn.graph_ops`.
+The sparse operators they share are in :mod:`mmea_pyg.nn.graph_ops`. One concept, the relational
+encoders ``model.structure`` chooses among (and the two inputs they share), which is why this module is
+~500 lines.
 """
 
 from __future__ import annotations

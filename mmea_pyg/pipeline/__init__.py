@@ -26,6 +26,7 @@ The package's rooms: :mod:`~mmea_pyg.pipeline.inputs` (config and data), :mod:`~
 and machine records :mod:`mmea_pyg.runs`; both are re-exported here under the names they always had.
 """
 
+from mmea_pyg.data.splits import SPLITS, pairs_of
 from mmea_pyg.pipeline.align import align, align_model
 from mmea_pyg.pipeline.evaluate import (
     check_propagation,
@@ -35,7 +36,7 @@ from mmea_pyg.pipeline.evaluate import (
     evaluate_model,
 )
 from mmea_pyg.pipeline.fit import refit, run, train, train_and_load
-from mmea_pyg.pipeline.inputs import default_ratio, load_dataset, make_config, split_pairs
+from mmea_pyg.pipeline.inputs import default_ratio, load_dataset, make_config
 from mmea_pyg.results import (
     ALIGNMENT_JSON,
     ALIGNMENT_TSV,
@@ -62,6 +63,9 @@ from mmea_pyg.runs import (
     peak_memory,
 )
 
+#: The name this reading had before it moved to :mod:`mmea_pyg.data.splits` (kept for notebooks).
+split_pairs = pairs_of
+
 __all__ = [
     "ALIGNMENT_JSON",
     "ALIGNMENT_TSV",
@@ -71,6 +75,7 @@ __all__ = [
     "PROPAGATION",
     "RESULT_NAME",
     "RUNS",
+    "SPLITS",
     "AlignmentResult",
     "CheckpointEvaluation",
     "Evaluation",
@@ -96,6 +101,7 @@ __all__ = [
     "peak_memory",
     "refit",
     "run",
+    "pairs_of",
     "split_pairs",
     "train",
     "train_and_load",

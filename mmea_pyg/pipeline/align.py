@@ -18,12 +18,14 @@ from torch_geometric.data import HeteroData
 from mmea_pyg.config import Config
 from mmea_pyg.data import content_key
 from mmea_pyg.data.base import SIDES
+from mmea_pyg.data.splits import pairs_of
+from mmea_pyg.distributed import init_from_env, is_main
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.io import check_writable_dir, resolve_device
 from mmea_pyg.pipeline.evaluate import evaluate_model
 from mmea_pyg.pipeline.fit import refit as refit_model
 from mmea_pyg.pipeline.fit import train_and_load
-from mmea_pyg.pipeline.inputs import load_dataset, make_config, split_pairs
+from mmea_pyg.pipeline.inputs import load_dataset, make_config
 from mmea_pyg.results import MODEL, AlignmentResult
 from mmea_pyg.runs import check_run_folder
 
@@ -77,7 +79,7 @@ def align_model(
         from mmea_pyg.addons.names import NameAddOn
 
         model = NameAddOn(model, names, names_weight)
-    train = split_pairs(data, "train")
+    train = pairs_of(data, "train")
     queries, cands = unaligned_candidates(
         data, train if known_pairs is None else known_pairs.to(train.device)
     )
@@ -100,10 +102,10 @@ def align_model(
     rows, cols, values, flags = _assign(scored, one_to_one, threshold, csls_k, config.eval.chunk_size)
     pairs, candidates = _named_rows(data, queries, cands, scored, rows, cols, values, flags)
     metrics: dict[str, Any] = {"queries": queries.numel(), "candidates": cands.numel(), "pairs": len(pairs)}
-    test = split_pairs(data, "test")
+    test = pairs_of(data, "test")
     if test.numel():
         metrics["test"] = _test_figures(model, data, config, queries, cands, scored, csls)
-        judged_out = set(split_pairs(data, "valid")[0].tolist()) if known_pairs is None else set()
+        judged_out = set(pairs_of(data, "valid")[0].tolist()) if known_pairs is None else set()
         metrics["alignment"] = _judge(queries, cands, rows, cols, test, judged_out)
     options = {
         "top_k": top_k,
@@ -145,7 +147,7 @@ def _score(
         top_k_candidates,
     )
 
-    device = split_pairs(data, "train").device  # the data's device (the ids may be on the CPU)
+    device = pairs_of(data, "train").device  # the data's device (the ids may be on the CPU)
     src = model.embed(data, "source", queries.to(device), chunk)
     tgt = model.embed(data, "target", cands.to(device), chunk)
     bar = None
@@ -224,7 +226,7 @@ def _test_figures(model, data, config, queries, cands, scored: _Scored, csls: bo
     from mmea_pyg.evaluation import ranked_metrics
     from mmea_pyg.similarity import sparse_ranks
 
-    test = split_pairs(data, "test")
+    test = pairs_of(data, "test")
     num_src, num_tgt = data["source"].num_nodes, data["target"].num_nodes
     ks = tuple(config.eval.ks)
     if scored.listed is not None:  # the sparse probabilities (unlisted: 0)
@@ -329,27 +331,15 @@ def align(
         cfg = make_config(
             model, None if source is None else str(source), config, overrides, (), out, **options
         )
-        check_run_folder(cfg.out)
+        init_from_env(resolve_device(cfg.train.device))  # under torchrun: rank 0 checks, writes, prints
+        if is_main():
+            check_run_folder(cfg.out)
         out_dir = Path(cfg.out)
         if data is None:
             data = load_dataset(cfg, progress=progress)
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         data, known = _with_training_links(data, cfg, vectors, pivot_score, echo)
-        run_result, net, data = train_and_load(
-            cfg,
-            data,
-            resume=False,
-            progress=progress,
-            propagation=False,
-            log_stream=None,
-            command=command,
-            echo=echo,
-        )
-        refit_result = None
-        if refit and split_pairs(data, "valid").numel():
-            refit_result, net, data = refit_model(
-                cfg, data, run_result, progress=progress, command=command, echo=echo
-            )
+        net, data, run_result, refit_result = _train(cfg, data, refit, progress, command, echo)
     result = align_model(
         net,
         data,
@@ -370,14 +360,37 @@ def align(
     if refit_result is not None:
         result.options["refit"] = {
             "epochs": refit_result.epochs,
-            "links": int(split_pairs(data, "train").size(1)),
+            "links": int(pairs_of(data, "train").size(1)),
             "run_dir": refit_result.run_dir,
         }
         result.checkpoint = refit_result.checkpoints["best"]
     else:
         result.checkpoint = str(checkpoint) if checkpoint is not None else run_result.checkpoints["best"]
-    result.save(out_dir)
+    if is_main():
+        result.save(out_dir)
     return result
+
+
+def _train(cfg: Config, data: HeteroData, refit: bool, progress: bool, command: str | None, echo):
+    """``(model, data, run_result, refit_result)``: train with validation-based selection, then, with
+    ``refit`` and validation links, train afresh on the training and validation links for the selected
+    number of epochs (``refit_result`` is ``None`` otherwise); the returned model is the one that aligns."""
+    run_result, net, data = train_and_load(
+        cfg,
+        data,
+        resume=False,
+        progress=progress,
+        propagation=False,
+        log_stream=None,
+        command=command,
+        echo=echo,
+    )
+    refit_result = None
+    if refit and pairs_of(data, "valid").numel():
+        refit_result, net, data = refit_model(
+            cfg, data, run_result, progress=progress, command=command, echo=echo
+        )
+    return net, data, run_result, refit_result
 
 
 def _from_checkpoint(checkpoint, source, data: HeteroData | None, progress: bool, options: dict[str, Any]):
@@ -414,7 +427,7 @@ def _with_training_links(data: HeteroData, cfg: Config, vectors, pivot_score: fl
     best name matches scoring at least ``pivot_score`` as its training links (``known_pairs`` then
     empty: pivots are not given links, so every entity is aligned and judged). Refused in one line
     when there are neither links nor (enough) names."""
-    if split_pairs(data, "train").numel():
+    if pairs_of(data, "train").numel():
         return data, None
     if vectors is None:
         raise MMEAError(

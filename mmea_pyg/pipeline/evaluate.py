@@ -16,10 +16,12 @@ from torch_geometric.data import HeteroData
 
 from mmea_pyg.config import Config
 from mmea_pyg.data.base import SIDES
+from mmea_pyg.data.splits import pairs_of
+from mmea_pyg.distributed import current_sharding
 from mmea_pyg.errors import ConfigError, MMEAError
-from mmea_pyg.evaluation import evaluate_embedder
+from mmea_pyg.evaluation import evaluate_model_embedding
 from mmea_pyg.io import resolve_device
-from mmea_pyg.pipeline.inputs import load_dataset, split_pairs
+from mmea_pyg.pipeline.inputs import load_dataset
 from mmea_pyg.results import MODEL, PROPAGATION, CheckpointEvaluation, Evaluation
 
 __all__ = ["check_propagation", "diagnostics", "entity_modalities", "evaluate_checkpoint", "evaluate_model"]
@@ -52,7 +54,7 @@ def evaluate_model(
     """Rank ``split``'s pairs with ``model``'s embedding (or, with ``propagation``, the embedding with
     LightEA's seed labels appended; seeds: the training pairs and ``pseudo_pairs``)."""
     started = time.perf_counter()
-    pairs = split_pairs(data, split)
+    pairs = pairs_of(data, split)
     if pairs.numel() == 0:
         raise MMEAError(f"the {split} split has no links to evaluate; evaluate another split")
     chunk = config.eval.chunk_size
@@ -66,24 +68,26 @@ def evaluate_model(
         model = LightEAPropagation(
             model,
             data,
-            split_pairs(data, "train"),
+            pairs_of(data, "train"),
             pseudo_pairs,
             code_dim=e.propagation_dim,
             hops=e.propagation_hops,
             weight=e.propagation_weight,
             rounds=e.propagation_rounds,
             chunk_size=chunk,
-        )
+        ).eval()
     csls_k = config.eval.csls_k if csls else 0
     desc = f"eval {split}" + (" + propagation" if propagation else "")
-    metrics = evaluate_embedder(
-        lambda side, index: model.embed(data, side, index, chunk),
+    metrics = evaluate_model_embedding(
+        model,
+        data,
         pairs,
         ks=tuple(config.eval.ks),
         csls_k=csls_k,
         chunk_size=chunk,
         progress=progress,
         desc=desc,
+        sharding=current_sharding(),  # under torchrun every rank ranks its block of the queries
     )
     return Evaluation(
         split=split,
@@ -134,7 +138,7 @@ def diagnostics(
     (:meth:`~mmea_pyg.models.base.AlignmentModel.modality_weights`) per group of entities with the
     same modalities."""
     model.eval()
-    pairs = split_pairs(data, split)
+    pairs = pairs_of(data, split)
     chunk = config.eval.chunk_size
     src = F.normalize(model.embed(data, "source", pairs[0], chunk), dim=-1)
     tgt = F.normalize(model.embed(data, "target", pairs[1], chunk), dim=-1)

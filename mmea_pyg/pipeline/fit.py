@@ -15,8 +15,11 @@ from typing import Any
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.config import Config
+from mmea_pyg.data.splits import pairs_of
+from mmea_pyg.distributed import init_from_env, is_main
+from mmea_pyg.io import resolve_device
 from mmea_pyg.pipeline.evaluate import check_propagation, diagnostics, evaluate_model
-from mmea_pyg.pipeline.inputs import load_dataset, make_config, split_pairs
+from mmea_pyg.pipeline.inputs import load_dataset, make_config
 from mmea_pyg.results import RunResult
 from mmea_pyg.runs import check_run_folder, machine_info, peak_memory
 
@@ -80,7 +83,13 @@ def train_and_load(
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if propagation:
         check_propagation(config, "--propagation")
-    check_run_folder(config.out)
+    # Under torchrun: one process group from here on; rank 0 checks the folder, writes and prints.
+    init_from_env(resolve_device(config.train.device))
+    main = is_main()
+    if main:
+        check_run_folder(config.out)
+    else:
+        echo, progress = (lambda line: None), False
     started = time.perf_counter()
     if data is None:
         data = load_dataset(config, progress=progress)
@@ -132,7 +141,8 @@ def train_and_load(
         command=command,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    result.save()
+    if main:
+        result.save()
     return result, model, trainer.data
 
 
@@ -142,7 +152,7 @@ def _evaluate_selected(model, trainer, config: Config, best: dict, propagation: 
     alignment of one's own graphs) are evaluated on validation only."""
     pseudo = best.get("pseudo_pairs")
     pseudo = None if pseudo is None else pseudo.to(trainer.device)
-    splits = [s for s in ("valid", "test") if split_pairs(trainer.data, s).numel()]
+    splits = [s for s in ("valid", "test") if pairs_of(trainer.data, s).numel()]
     evaluations = [evaluate_model(model, trainer.data, config, s, progress=progress) for s in splits]
     if propagation and "test" in splits:
         evaluations.append(
@@ -150,7 +160,10 @@ def _evaluate_selected(model, trainer, config: Config, best: dict, propagation: 
                 model, trainer.data, config, "test", propagation=True, pseudo_pairs=pseudo, progress=progress
             )
         )
-    extra = diagnostics(model, trainer.data, config, splits[-1], seed=config.train.seed) if splits else {}
+    # The diagnostics are rank 0's alone (the evaluations above are every rank's, in blocks).
+    extra = {}
+    if splits and is_main():
+        extra = diagnostics(model, trainer.data, config, splits[-1], seed=config.train.seed)
     return evaluations, extra
 
 
@@ -189,7 +202,7 @@ def refit(
     refit.out = str(Path(config.out) / "refit")
     known = with_valid_in_train(data)
     echo(
-        f"refit on the training and validation links ({split_pairs(known, 'train').size(1):,}) for "
+        f"refit on the training and validation links ({pairs_of(known, 'train').size(1):,}) for "
         f"{refit.train.epochs} epoch(s), the schedule chosen on validation"
     )
     return train_and_load(

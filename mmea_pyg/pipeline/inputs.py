@@ -7,14 +7,13 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.config import Config
 from mmea_pyg.errors import ConfigError
 from mmea_pyg.runs import default_out
 
-__all__ = ["default_ratio", "load_dataset", "make_config", "split_pairs"]
+__all__ = ["default_ratio", "load_dataset", "make_config"]
 
 
 def default_ratio(dataset: str) -> float:
@@ -109,11 +108,3 @@ def load_dataset(config: Config, progress: bool = True, root: str | os.PathLike 
 
         return with_valid_in_train(dataset[0])
     return dataset[0]
-
-
-def split_pairs(data: HeteroData, split: str) -> Tensor:
-    """The seed pairs :math:`(2, P)` of ``split`` (``train``, ``valid`` or ``test``)."""
-    if split not in ("train", "valid", "test"):
-        raise ConfigError(f"split must be train, valid or test, got {split!r}")
-    aligned = data["source", "aligned", "target"]
-    return aligned.edge_index[:, aligned[f"{split}_mask"]]

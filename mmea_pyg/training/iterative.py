@@ -8,8 +8,9 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.data.splits import unpaired_entities
-from mmea_pyg.evaluation import mutual_nearest_neighbours
+from mmea_pyg.distributed import Sharding
 from mmea_pyg.models.base import AlignmentModel
+from mmea_pyg.similarity import mutual_nearest_neighbours
 
 
 def unaligned_candidates(data: HeteroData, train_pairs: Tensor) -> tuple[Tensor, Tensor]:
@@ -27,11 +28,13 @@ def propose_pseudo_seeds(
     data: HeteroData,
     train_pairs: Tensor,
     chunk_size: int = 4096,
+    sharding: Sharding | None = None,
 ) -> Tensor:
     """Pairs ``[2, K]`` of unaligned entities that are each other's nearest neighbour (cosine).
 
     Called every few epochs; the returned set replaces the previous one, so a pseudo seed is kept
-    only while it stays mutual.
+    only while it stays mutual. With a ``sharding`` (a process group), each rank scores its block of
+    the candidates and every rank gets the same pairs.
     """
     was_training = model.training
     model.eval()
@@ -48,6 +51,7 @@ def propose_pseudo_seeds(
             torch.arange(src_idx.numel(), device=device),
             torch.arange(tgt_idx.numel(), device=device),
             chunk_size=chunk_size,
+            sharding=sharding,
         )
         return torch.stack([src_idx[local[0]], tgt_idx[local[1]]])
     finally:

@@ -1,5 +1,13 @@
 """Training loop: weighted loss terms, iterative pseudo seeds, model selection on validation MRR only,
-checkpoints that carry everything needed to resume or audit a run."""
+checkpoints that carry everything needed to resume or audit a run.
+
+Started by ``torchrun`` (``WORLD_SIZE`` > 1), the trainer is data-parallel
+(:class:`~torch.nn.parallel.DistributedDataParallel`, :mod:`mmea_pyg.distributed`): every rank draws
+the same batches of seed pairs, takes its block of each, and DDP averages the gradients, so one step
+sees the whole batch; validation and pseudo-seed mining rank their queries in blocks over the ranks and
+gather the result, so every rank takes the same decisions (best epoch, patience, pseudo seeds). Only
+rank 0 writes files and prints.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +29,10 @@ from torch_geometric.data import HeteroData
 from mmea_pyg import __version__
 from mmea_pyg.config import Config
 from mmea_pyg.data import content_key
+from mmea_pyg.data.splits import SPLITS, pairs_of
+from mmea_pyg.distributed import barrier, current_sharding, init_from_env
 from mmea_pyg.errors import MMEAError
-from mmea_pyg.evaluation import evaluate_embedder
+from mmea_pyg.evaluation import evaluate_model_embedding
 from mmea_pyg.io import atomic_torch_save, resolve_device
 from mmea_pyg.models import build_model
 from mmea_pyg.models.base import AlignmentModel
@@ -92,6 +102,21 @@ class TrainState:
     elapsed: float = 0.0
 
 
+class _Step(torch.nn.Module):
+    """One training step's unweighted loss terms as a module's forward, which is what
+    :class:`~torch.nn.parallel.DistributedDataParallel` wraps (it synchronises gradients of what
+    ``forward`` computes)."""
+
+    def __init__(self, model: AlignmentModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, data: HeteroData, pairs: Tensor, pseudo: Tensor | None, generator: torch.Generator
+    ) -> dict[str, Tensor]:
+        return self.model.training_losses(data, pairs, pseudo, generator)
+
+
 class Trainer:
     """Trains an :class:`~mmea_pyg.models.base.AlignmentModel` on one split of a benchmark.
 
@@ -111,6 +136,11 @@ class Trainer:
     def __init__(self, config: Config, data: HeteroData, progress: bool = True, log_stream=None) -> None:
         self.config = config
         self.device = resolve_device(config.train.device)
+        if init_from_env(self.device) and self.device.type == "cuda":
+            self.device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU
+        #: This rank's block of the queries in a process group (None: a single process).
+        self.sharding = current_sharding()
+        self.main = self.sharding is None or self.sharding.rank == 0
         self.data = data.to(self.device)
         self.out = Path(config.out)
         self.progress = progress
@@ -125,11 +155,24 @@ class Trainer:
             weight_decay=config.train.weight_decay,
         )
         self.generator = torch.Generator(device="cpu").manual_seed(config.train.seed)
+        self.step = _Step(self.model)
+        #: What the loss terms draw negatives with: the batch generator in one process; in a group,
+        #: one per rank (every rank must draw the same batches, but not the same negatives).
+        self.loss_generator = self.generator
+        if self.sharding is not None:
+            self.loss_generator = torch.Generator(device="cpu").manual_seed(
+                config.train.seed + 1 + self.sharding.rank
+            )
+            if params:
+                from torch.nn.parallel import DistributedDataParallel
+
+                self.step = DistributedDataParallel(
+                    self.step,
+                    device_ids=[self.device] if self.device.type == "cuda" else None,
+                    find_unused_parameters=True,  # a step may not reach every modality's parameters
+                )
         self.weights = loss_weights(config)
-        aligned = self.data["source", "aligned", "target"]
-        self.train_pairs = aligned.edge_index[:, aligned.train_mask]
-        self.valid_pairs = aligned.edge_index[:, aligned.valid_mask]
-        self.test_pairs = aligned.edge_index[:, aligned.test_mask]
+        self.train_pairs, self.valid_pairs, self.test_pairs = (pairs_of(self.data, s) for s in SPLITS)
         #: Distinct validation targets: what a validation Hits@k is ranked among (logged beside it).
         self.valid_targets = int(torch.unique(self.valid_pairs[1]).numel())
         self.pseudo_pairs: Tensor | None = None
@@ -195,15 +238,46 @@ class Trainer:
         pick = torch.randperm(count, generator=self.generator)[: min(size, count)].to(self.device)
         return self.pseudo_pairs[:, pick]
 
+    def _block(self, pairs: Tensor | None) -> Tensor | None:
+        """This rank's block of a batch :math:`(2, B)` (the whole batch in one process; a batch smaller
+        than the group gives a rank one of its pairs, so that no rank steps on nothing)."""
+        if pairs is None or self.sharding is None:
+            return pairs
+        rows = self.sharding.rows(pairs.size(1))
+        if rows.start == rows.stop:
+            i = self.sharding.rank % pairs.size(1)
+            rows = slice(i, i + 1)
+        return pairs[:, rows]
+
+    def _finite(self, loss: Tensor) -> bool:
+        """Whether the loss is finite on every rank (one rank's NaN stops all of them together)."""
+        ok = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+        if self.sharding is not None:
+            import torch.distributed as dist
+
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item())
+
+    def _mean_over_ranks(self, totals: dict[str, float]) -> dict[str, float]:
+        if self.sharding is None or not totals:
+            return totals
+        import torch.distributed as dist
+
+        names = sorted(totals)
+        values = torch.tensor([totals[n] for n in names], dtype=torch.float64)
+        values = values.to(self.device) if self.device.type == "cuda" else values
+        dist.all_reduce(values)
+        return {n: float(v) / self.sharding.world for n, v in zip(names, values.tolist(), strict=True)}
+
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
         totals: dict[str, float] = {}
         batches = self._pair_batches()
         for pairs in batches:
             pseudo = self._pseudo_batch(pairs.size(1))
-            terms = self.model.training_losses(self.data, pairs, pseudo, self.generator)
+            terms = self.step(self.data, self._block(pairs), self._block(pseudo), self.loss_generator)
             loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
-            if not torch.isfinite(loss):
+            if not self._finite(loss):
                 bad = {k: float(v.detach()) for k, v in terms.items()}
                 last = self.out / "last.pt"
                 kept = (
@@ -223,7 +297,7 @@ class Trainer:
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0.0) + float(value.detach()) / len(batches)
             totals["total"] = totals.get("total", 0.0) + float(loss.detach()) / len(batches)
-        return totals
+        return self._mean_over_ranks(totals)
 
     def _iterative_due(self, epoch: int) -> bool:
         cfg = self.config.train
@@ -237,23 +311,22 @@ class Trainer:
             and (epoch - cfg.iterative_start) % cfg.iterative_every == 0
         )
 
-    @torch.no_grad()
     def evaluate(self, pairs: Tensor, csls_k: int = 0) -> dict[str, float]:
-        """Metrics of ``pairs`` ``[2, P]`` with the current model (eval mode)."""
-        self.model.eval()
-        try:
-            chunk = self.config.eval.chunk_size
-            return evaluate_embedder(
-                lambda side, index: self.model.embed(self.data, side, index, chunk),
-                pairs,
-                ks=tuple(self.config.eval.ks),
-                csls_k=csls_k,
-                chunk_size=chunk,
-            )
-        finally:
-            self.model.train()
+        """Metrics of ``pairs`` ``[2, P]`` with the current model (eval mode, then back to training)."""
+        e = self.config.eval
+        return evaluate_model_embedding(
+            self.model,
+            self.data,
+            pairs,
+            ks=tuple(e.ks),
+            csls_k=csls_k,
+            chunk_size=e.chunk_size,
+            sharding=self.sharding,
+        )
 
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.main:
+            return
         line = json.dumps(record)
         print(line, file=self.log_stream, flush=True)
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as handle:
@@ -262,16 +335,32 @@ class Trainer:
     def fit(self) -> TrainState:
         """Train for ``config.train.epochs`` epochs (from the current state), evaluating on the
         validation pairs every ``eval_every`` epochs and at the end; keeps ``best.pt`` by MRR."""
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.config.save(self.out / "config.yaml")
+            if self.state.epoch == 0:  # a fresh run does not inherit the log of an earlier run here
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        try:
+            if not getattr(self.model, "trainable", True):
+                return self._fit_without_training()
+            return self._fit_epochs()
+        finally:
+            barrier()  # the other ranks read best.pt once rank 0 has written it
+
+    def _save(self, best: dict[str, Any] | None) -> None:
+        """``last.pt`` and, when ``best`` (the validation figures) is given, ``best.pt`` (rank 0)."""
+        if not self.main:
+            return
+        checkpoint = self._checkpoint()
+        if best is not None:
+            atomic_torch_save({**checkpoint, "optimizer": None, "valid": best}, self.out / "best.pt")
+        atomic_torch_save(checkpoint, self.out / "last.pt")
+
+    def _fit_epochs(self) -> TrainState:
         cfg = self.config.train
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.config.save(self.out / "config.yaml")
-        if self.state.epoch == 0:  # a fresh run does not inherit the log of an earlier run in this folder
-            (self.out / "metrics.jsonl").unlink(missing_ok=True)
-        if not getattr(self.model, "trainable", True):
-            return self._fit_without_training()
         start_epoch = self.state.epoch
         bar = None
-        if self.progress:
+        if self.progress and self.main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="epoch", file=sys.stderr)
@@ -280,7 +369,7 @@ class Trainer:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             if self._iterative_due(epoch):
                 self.pseudo_pairs = propose_pseudo_seeds(
-                    self.model, self.data, self.train_pairs, self.config.eval.chunk_size
+                    self.model, self.data, self.train_pairs, self.config.eval.chunk_size, self.sharding
                 )
                 self.model.update_pseudo_seeds(self.pseudo_pairs)
             losses = self.train_epoch()
@@ -309,10 +398,7 @@ class Trainer:
                     waited += 1
                 record["best_epoch"] = self.state.best_epoch
                 self._log(record)
-                checkpoint = self._checkpoint()
-                if improved:
-                    atomic_torch_save({**checkpoint, "optimizer": None, "valid": valid}, self.out / "best.pt")
-                atomic_torch_save(checkpoint, self.out / "last.pt")
+                self._save(valid if improved else None)
                 if cfg.patience and waited >= cfg.patience:
                     break
         if bar is not None:
@@ -340,7 +426,5 @@ class Trainer:
         }
         self.state.history.append(record)
         self._log(record)
-        checkpoint = self._checkpoint()
-        atomic_torch_save({**checkpoint, "optimizer": None, "valid": valid}, self.out / "best.pt")
-        atomic_torch_save(checkpoint, self.out / "last.pt")
+        self._save(valid)
         return self.state

@@ -11,8 +11,8 @@ from mmea_pyg.addons.propagation import LightEAPropagation
 from mmea_pyg.config import Config
 from mmea_pyg.data.synthetic import toy_alignment
 from mmea_pyg.errors import ConfigError
-from mmea_pyg.evaluation import mutual_nearest_neighbours
 from mmea_pyg.nn.label_propagation import LabelPropagation
+from mmea_pyg.similarity import mutual_nearest_neighbours
 
 N, CODE, HOPS = 60, 16, 2
 

@@ -14,19 +14,20 @@ from mmea_pyg.errors import ConfigError, DataFormatError, MMEAError, ModelNotFou
 
 h5py = pytest.importorskip("h5py")
 image = pytest.importorskip("mmea_pyg.data.features.image")
+h5 = pytest.importorskip("mmea_pyg.data.features.h5")
 
 
 # ------------------------------------------------------------------------------------ .h5 format
 def test_h5_round_trip_with_missing_key(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "FB15K_ImageData.h5"
     a, b = np.arange(8, dtype=np.float32), -np.ones((1, 8), dtype=np.float64)
-    image.write_h5_features(path, {"IMG1": a, "IMG2": torch.from_numpy(b)}, attrs={"model": "test"})
+    h5.write_h5_features(path, {"IMG1": a, "IMG2": torch.from_numpy(b)}, attrs={"model": "test"})
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
     with h5py.File(path, "r") as f:
         assert f.attrs["model"] == "test" and f.attrs["dim"] == 8 and f.attrs["count"] == 2
         assert f["IMG1"].shape == (8,)
 
-    features, mask = image.read_h5_features(path, ["IMG2", "MISSING", "IMG1", "", "IMG2"])
+    features, mask = h5.read_h5_features(path, ["IMG2", "MISSING", "IMG1", "", "IMG2"])
     assert features.shape == (5, 8) and features.dtype == torch.float32
     assert mask.tolist() == [True, False, True, False, True]
     torch.testing.assert_close(features[0], torch.from_numpy(b[0]).float())
@@ -39,10 +40,10 @@ def test_h5_reads_mmkg_layout_1xD(tmp_path: Path) -> None:
     with h5py.File(path, "w") as f:  # as in the release: (1, 4096) per image id, no attributes
         f["DBIMG00039"] = np.full((1, 4096), 0.5, dtype=np.float32)
         f["DBIMG00040"] = np.zeros((1, 4096), dtype=np.float32)
-    features, mask = image.read_h5_features(path, ["DBIMG00041", "DBIMG00039"])
+    features, mask = h5.read_h5_features(path, ["DBIMG00041", "DBIMG00039"])
     assert features.shape == (2, 4096) and mask.tolist() == [False, True]
     assert features[1].eq(0.5).all() and features[0].eq(0).all()
-    none, none_mask = image.read_h5_features(path, ["X"])  # dimension taken from the file
+    none, none_mask = h5.read_h5_features(path, ["X"])  # dimension taken from the file
     assert none.shape == (1, 4096) and not none_mask.any()
 
 
@@ -50,10 +51,10 @@ def test_h5_corrupt_file(tmp_path: Path) -> None:
     path = tmp_path / "DB15K_ImageData.h5"
     path.write_bytes(b"<html>Dropbox error page</html>" * 10)
     with pytest.raises(DataFormatError, match="featurize-images") as info:
-        image.read_h5_features(path, ["DBIMG00039"])
+        h5.read_h5_features(path, ["DBIMG00039"])
     assert str(path) in str(info.value) and "--with-images" in str(info.value)
     with pytest.raises(DataFormatError, match="not found"):
-        image.read_h5_features(tmp_path / "absent.h5", ["DBIMG00039"])
+        h5.read_h5_features(tmp_path / "absent.h5", ["DBIMG00039"])
 
 
 def test_h5_inconsistent_dims_name_the_key(tmp_path: Path) -> None:
@@ -62,9 +63,9 @@ def test_h5_inconsistent_dims_name_the_key(tmp_path: Path) -> None:
         f["A"] = np.zeros(4, dtype=np.float32)
         f["B"] = np.zeros(5, dtype=np.float32)
     with pytest.raises(DataFormatError, match="'B'"):
-        image.read_h5_features(path, ["A", "B"])
+        h5.read_h5_features(path, ["A", "B"])
     with pytest.raises(DataFormatError, match="'B'"):
-        image.write_h5_features(tmp_path / "out.h5", {"A": np.zeros(4), "B": np.zeros(5)})
+        h5.write_h5_features(tmp_path / "out.h5", {"A": np.zeros(4), "B": np.zeros(5)})
     assert not (tmp_path / "out.h5").exists()
 
 
@@ -105,7 +106,7 @@ def test_featurize_folder(featurized: tuple[Path, dict]) -> None:
     assert [name for name, _ in summary["skipped"]] == ["DBIMG00006.jpg"]
 
     keys = [f"DBIMG0000{i}" for i in range(1, 8)]
-    features, mask = image.read_h5_features(out, keys)
+    features, mask = h5.read_h5_features(out, keys)
     assert features.shape == (7, 1280)
     assert mask.tolist() == [True] * 5 + [False, False]
     assert torch.isfinite(features).all()
@@ -121,7 +122,7 @@ def test_featurizer_is_batch_independent(featurized: tuple[Path, dict]) -> None:
     folder = next(p for p in out.parent.parent.iterdir() if p.name.startswith("images"))
     featurizer = image.ImageFeaturizer()
     single = featurizer(featurizer.load(folder / "DBIMG00003.bmp").unsqueeze(0))[0]
-    stored, _ = image.read_h5_features(out, ["DBIMG00003"])
+    stored, _ = h5.read_h5_features(out, ["DBIMG00003"])
     torch.testing.assert_close(stored[0], single, atol=1e-4, rtol=1e-4)
 
 
@@ -273,7 +274,7 @@ def test_featurize_folder_with_resnet50(fake_torchvision: list, tmp_path: Path) 
             folder, out, backbone="resnet50", batch_size=2, progress=False, weights_path=weights
         )
     assert summary["images"] == 5 and summary["dim"] == 2048 and summary["backbone"] == "resnet50"
-    features, mask = image.read_h5_features(out, [f"DBIMG0000{i}" for i in range(1, 7)])
+    features, mask = h5.read_h5_features(out, [f"DBIMG0000{i}" for i in range(1, 7)])
     assert features.shape == (6, 2048) and mask.tolist() == [True] * 5 + [False]
     assert torch.isfinite(features).all() and features[:5].abs().sum() > 0
     with h5py.File(out, "r") as f:
@@ -298,7 +299,7 @@ def test_cli_featurize_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert expected.is_file()
     assert "images:   5" in result.output and "skipped:  1" in result.output
     assert "dim:      1280" in result.output and str(expected) in result.output
-    features, mask = image.read_h5_features(expected, ["DBIMG00001", "DBIMG00006"])
+    features, mask = h5.read_h5_features(expected, ["DBIMG00001", "DBIMG00006"])
     assert features.shape == (2, 1280) and mask.tolist() == [True, False]
 
     result = runner.invoke(featurize_images, [str(folder)])

@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from mmea_pyg.data.splits import split_pairs
+from mmea_pyg.data.splits import draw_split
 from mmea_pyg.errors import ConfigError
 
 
 @pytest.mark.parametrize("ratio", [0.2, 0.5, 0.8])
 def test_split_sizes_and_partition(ratio):
     pairs = torch.arange(1000).repeat(2, 1)
-    train, valid, test = split_pairs(pairs, ratio, 0.1, seed=3)
+    train, valid, test = draw_split(pairs, ratio, 0.1, seed=3)
     assert int(train.sum()) == round(ratio * 1000)
     assert int(valid.sum()) == 100
     assert int(test.sum()) == 1000 - round(ratio * 1000) - 100
@@ -17,9 +17,9 @@ def test_split_sizes_and_partition(ratio):
 
 def test_split_is_seeded():
     pairs = torch.arange(200).repeat(2, 1)
-    a = split_pairs(pairs, 0.2, 0.1, seed=0)
-    b = split_pairs(pairs, 0.2, 0.1, seed=0)
-    c = split_pairs(pairs, 0.2, 0.1, seed=1)
+    a = draw_split(pairs, 0.2, 0.1, seed=0)
+    b = draw_split(pairs, 0.2, 0.1, seed=0)
+    c = draw_split(pairs, 0.2, 0.1, seed=1)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not torch.equal(a[0], c[0])
 
@@ -28,7 +28,7 @@ def test_pairs_sharing_an_entity_stay_together():
     # Pairs 2k and 2k+1 share their target entity.
     pairs = torch.stack([torch.arange(100), torch.arange(100) // 2])
     for seed in range(5):
-        masks = split_pairs(pairs, 0.2, 0.1, seed=seed)
+        masks = draw_split(pairs, 0.2, 0.1, seed=seed)
         for mask in masks:
             assert torch.equal(mask[0::2], mask[1::2])
 
@@ -36,4 +36,4 @@ def test_pairs_sharing_an_entity_stay_together():
 @pytest.mark.parametrize(("ratio", "valid"), [(0.0, 0.1), (1.0, 0.1), (0.9, 0.1), (0.5, -0.1)])
 def test_invalid_ratios(ratio, valid):
     with pytest.raises(ConfigError):
-        split_pairs(torch.arange(10).repeat(2, 1), ratio, valid)
+        draw_split(torch.arange(10).repeat(2, 1), ratio, valid)
