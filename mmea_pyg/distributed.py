@@ -27,11 +27,13 @@ from torch import Tensor
 
 __all__ = [
     "Sharding",
+    "all_ranks_agree",
     "barrier",
     "current_sharding",
     "init_from_env",
     "is_main",
     "leave_group",
+    "mean_over_ranks",
     "rank_and_world",
 ]
 
@@ -52,6 +54,37 @@ def barrier() -> None:
     """Wait for every rank (a no-op outside a process group)."""
     if rank_and_world()[1] > 1:
         dist.barrier()
+
+
+def all_ranks_agree(flag: bool) -> bool:
+    """Whether ``flag`` holds on every rank (``flag`` itself outside a group): one rank's non-finite
+    loss stops all of them together rather than leaving the others waiting in a collective."""
+    if rank_and_world()[1] == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=_collective_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """The mean over the ranks of each named value (``values`` itself outside a group), e.g. the
+    losses one epoch logs; every rank passes the same names."""
+    world = rank_and_world()[1]
+    if world == 1 or not values:
+        return values
+    names = sorted(values)
+    summed = torch.tensor([values[n] for n in names], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(summed)
+    return {n: v / world for n, v in zip(names, summed.tolist(), strict=True)}
+
+
+def _collective_device() -> torch.device:
+    """Where a collective's tensor lives: this rank's GPU under NCCL, the CPU under gloo."""
+    return (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )
 
 
 def leave_group() -> None:

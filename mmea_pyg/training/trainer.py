@@ -30,7 +30,14 @@ from mmea_pyg import __version__
 from mmea_pyg.config import Config
 from mmea_pyg.data import content_key
 from mmea_pyg.data.splits import SPLITS, pairs_of
-from mmea_pyg.distributed import barrier, current_sharding, init_from_env
+from mmea_pyg.distributed import (
+    all_ranks_agree,
+    barrier,
+    current_sharding,
+    init_from_env,
+    is_main,
+    mean_over_ranks,
+)
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.evaluation import evaluate_model_embedding
 from mmea_pyg.io import atomic_torch_save, resolve_device
@@ -140,7 +147,7 @@ class Trainer:
             self.device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU
         #: This rank's block of the queries in a process group (None: a single process).
         self.sharding = current_sharding()
-        self.main = self.sharding is None or self.sharding.rank == 0
+        self.main = is_main()
         self.data = data.to(self.device)
         self.out = Path(config.out)
         self.progress = progress
@@ -249,26 +256,6 @@ class Trainer:
             rows = slice(i, i + 1)
         return pairs[:, rows]
 
-    def _finite(self, loss: Tensor) -> bool:
-        """Whether the loss is finite on every rank (one rank's NaN stops all of them together)."""
-        ok = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
-        if self.sharding is not None:
-            import torch.distributed as dist
-
-            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        return bool(ok.item())
-
-    def _mean_over_ranks(self, totals: dict[str, float]) -> dict[str, float]:
-        if self.sharding is None or not totals:
-            return totals
-        import torch.distributed as dist
-
-        names = sorted(totals)
-        values = torch.tensor([totals[n] for n in names], dtype=torch.float64)
-        values = values.to(self.device) if self.device.type == "cuda" else values
-        dist.all_reduce(values)
-        return {n: float(v) / self.sharding.world for n, v in zip(names, values.tolist(), strict=True)}
-
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
         totals: dict[str, float] = {}
@@ -277,7 +264,7 @@ class Trainer:
             pseudo = self._pseudo_batch(pairs.size(1))
             terms = self.step(self.data, self._block(pairs), self._block(pseudo), self.loss_generator)
             loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
-            if not self._finite(loss):
+            if not all_ranks_agree(bool(torch.isfinite(loss.detach()))):
                 bad = {k: float(v.detach()) for k, v in terms.items()}
                 last = self.out / "last.pt"
                 kept = (
@@ -297,7 +284,7 @@ class Trainer:
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0.0) + float(value.detach()) / len(batches)
             totals["total"] = totals.get("total", 0.0) + float(loss.detach()) / len(batches)
-        return self._mean_over_ranks(totals)
+        return mean_over_ranks(totals)
 
     def _iterative_due(self, epoch: int) -> bool:
         cfg = self.config.train
