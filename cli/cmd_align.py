@@ -97,6 +97,14 @@ FORMATS = ("auto", *LAYOUTS)
     "sources x K, any graph size); 0: the dense matrix of all sources x all candidates.",
 )
 @click.option(
+    "--search",
+    type=click.Choice(["auto", "torch", "faiss", "faiss-hnsw"]),
+    default=None,
+    help="Nearest-neighbour search: auto (faiss's exact index on large graphs when faiss is installed, "
+    "else blocked matrix products), torch, faiss (exact; pip install 'mmea-pyg[faiss]') or faiss-hnsw "
+    "(approximate, its recall against exact in metrics.json) [eval.search: auto].",
+)
+@click.option(
     "--refit/--no-refit",
     default=True,
     show_default=True,
@@ -147,6 +155,7 @@ def align(
     sinkhorn,
     sinkhorn_tau,
     sinkhorn_top_k,
+    search,
     refit,
     names,
     names_weight,
@@ -188,6 +197,7 @@ def align(
         sinkhorn=sinkhorn,
         sinkhorn_tau=sinkhorn_tau,
         sinkhorn_top_k=sinkhorn_top_k,
+        search=search,
         refit=refit,
         names=names,
         names_weight=names_weight,

@@ -46,6 +46,7 @@ from mmea_pyg.similarity import (
 __all__ = [
     "Candidates",
     "assignment_from_scores",
+    "best_f1_threshold",
     "candidates_from_scores",
     "check_options",
     "greedy_one_to_one",
@@ -146,10 +147,12 @@ def top_k_candidates(
     csls_k: int = 0,
     chunk_size: int = 2048,
     bar=None,
+    search: str = "auto",
 ) -> Candidates:
     """The ``k`` best candidates of every query, and the mutual-best flag of the first.
 
-    Memory stays bounded by a ``chunk_size x C`` block.
+    Memory stays bounded by a ``chunk_size x C`` block (``search``: see
+    :func:`~mmea_pyg.similarity.top_k_search`; each candidate's best query is found the same way).
 
     Args:
         query: Query embeddings :math:`(Q, D)`.
@@ -164,8 +167,13 @@ def top_k_candidates(
     q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
     k = min(k, c.size(0))
     csls = None if r_q is None else (r_q, r_c)
-    scores, index = top_k_search(q, c, k, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar)
-    back = nearest(c, q, r_c, r_q, chunk_size)  # each candidate's best query
+    scores, index = top_k_search(
+        q, c, k, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar, search=search
+    )
+    if csls is None and search != "torch":  # each candidate's best query
+        back = top_k_search(c, q, 1, normalise=False, chunk_size=chunk_size, search=search)[1][:, 0]
+    else:
+        back = nearest(c, q, r_c, r_q, chunk_size)
     if bar is not None:
         bar.update(c.size(0))
     rows = torch.arange(q.size(0), device=q.device)
@@ -184,6 +192,7 @@ def sparse_sinkhorn_candidates(
     csls_k: int = 0,
     chunk_size: int = 2048,
     bar=None,
+    search: str = "auto",
 ) -> Candidates:
     """LightEA's sparse Sinkhorn over every query's ``k`` best candidates
     (:func:`mmea_pyg.similarity.sparse_sinkhorn`): :class:`Candidates` whose scores are the normalised
@@ -200,7 +209,16 @@ def sparse_sinkhorn_candidates(
     q, c, r_q, r_c = _prepare(query, cand, csls_k, chunk_size)
     csls = None if r_q is None else (r_q, r_c)
     probs, index = sinkhorn_top_k(
-        q, c, k, iters=iters, tau=tau, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar
+        q,
+        c,
+        k,
+        iters=iters,
+        tau=tau,
+        normalise=False,
+        chunk_size=chunk_size,
+        csls=csls,
+        bar=bar,
+        search=search,
     )
     order = torch.argsort(probs, dim=1, descending=True, stable=True)
     probs, index = probs.gather(1, order), index.gather(1, order)
@@ -380,4 +398,31 @@ def precision_recall_f1(
         "correct": correct,
         "predicted": len(predicted),
         "gold": len(gold),
+    }
+
+
+def best_f1_threshold(scores: Tensor, correct: Tensor, num_gold: int) -> dict[str, float | int]:
+    """The score threshold that maximises F1 of the pairs kept (score >= threshold) against
+    ``num_gold`` gold links, given each pair's ``scores`` :math:`(M,)` and whether it is ``correct``
+    :math:`(M,)` bool (e.g. the pairs of the validation sources): ``threshold`` (``-inf`` without
+    pairs) and the precision / recall / F1 it reaches there."""
+    scores, correct = scores.detach().double().cpu(), correct.cpu()
+    if scores.numel() == 0 or num_gold == 0:
+        return {"threshold": float("-inf"), "precision": 0.0, "recall": 0.0, "f1": 0.0, "kept": 0}
+    order = torch.argsort(scores, descending=True, stable=True)
+    scores, hits = scores[order], correct[order].double().cumsum(0)
+    kept = torch.arange(1, scores.numel() + 1, dtype=torch.float64)
+    # Only the last position of a run of equal scores is a threshold (a threshold keeps every tie).
+    last = torch.ones(scores.numel(), dtype=torch.bool)
+    last[:-1] = scores[1:] != scores[:-1]
+    precision, recall = hits / kept, hits / num_gold
+    f1 = torch.where(hits > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(hits))
+    f1 = torch.where(last, f1, torch.full_like(f1, -1.0))
+    at = int(torch.argmax(f1))
+    return {
+        "threshold": float(scores[at]),
+        "precision": float(precision[at]),
+        "recall": float(recall[at]),
+        "f1": float(f1[at]),
+        "kept": at + 1,
     }

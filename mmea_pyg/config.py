@@ -193,6 +193,10 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [1, 5, 10])
     csls_k: int = 10
     chunk_size: int = 2048
+    #: Nearest-neighbour search of alignment (``mmea align --search``): ``auto`` (faiss's exact index on
+    #: large graphs when faiss is installed, else the blocked product), ``torch``, ``faiss`` or
+    #: ``faiss-hnsw`` (approximate; its recall against exact is measured and written in metrics.json).
+    search: str = "auto"
     #: The "+ propagation" add-on (``mmea eval --propagation``, not part of any model): LightEA's seed
     #: labels (codes of width ``propagation_dim``, ``propagation_hops`` steps, block norm
     #: ``propagation_weight``) appended to the model's embedding, re-anchored ``propagation_rounds`` times

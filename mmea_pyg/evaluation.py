@@ -70,6 +70,7 @@ __all__ = [
     "metrics_from_ranks",
     "ranked_metrics",
     "parse_metric",
+    "rank_among",
     "rank_pairs",
     "select_metric",
 ]
@@ -222,6 +223,38 @@ def rank_pairs(
     s2t, s2t_tie = ranks(src[src_pos], tgt, tgt_pos, None if r_src is None else r_src[src_pos], r_tgt)
     t2s, t2s_tie = ranks(tgt[tgt_pos], src, src_pos, None if r_tgt is None else r_tgt[tgt_pos], r_src)
     return {"s2t": s2t, "t2s": t2s, "s2t_top_tie": s2t_tie, "t2s_top_tie": t2s_tie}
+
+
+@torch.no_grad()
+def rank_among(
+    query_emb: Tensor,
+    cand_emb: Tensor,
+    true_col: Tensor,
+    *,
+    chunk_size: int = 1024,
+    sharding: Sharding | None = None,
+) -> dict[str, Tensor]:
+    r"""Realistic rank of candidate ``true_col[i]`` for query ``i`` among *all* the candidates (cosine,
+    the ties rule above), one direction: e.g. test sources among every target entity without a known
+    pair, as a user aligning a whole graph meets them (:func:`rank_pairs` ranks among the evaluated
+    pairs' own targets, the benchmark protocol).
+
+    Shapes:
+        - **query_emb** :math:`(P, D)`, **cand_emb** :math:`(C, D)`, **true_col** :math:`(P,)` in
+          ``[0, C)``
+        - **output** ``{"s2t": (P,), "s2t_top_tie": (P,) bool}``; at most a ``chunk_size x C`` block
+          is alive
+    """
+    check_embeddings(query_emb, cand_emb)
+    chunk_size = check_chunk_size(chunk_size)
+    true_col = true_col.to(device=query_emb.device, dtype=torch.long)
+    check_index(true_col, cand_emb.size(0), "true_col")
+    query = normalised_rows(query_emb, torch.arange(query_emb.size(0), device=query_emb.device), "query_emb")
+    cand = normalised_rows(cand_emb, torch.arange(cand_emb.size(0), device=cand_emb.device), "cand_emb")
+    ranks, tie = on_rows(
+        lambda r: _realistic_ranks(query[r], cand, true_col[r], None, None, chunk_size), len(query), sharding
+    )
+    return {"s2t": ranks, "s2t_top_tie": tie}
 
 
 def metrics_from_ranks(ranks: Tensor, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:

@@ -42,6 +42,24 @@ def _rows(x: Tensor) -> Tensor:
     return x.reshape(x.size(0), -1)
 
 
+#: The logit of a pair outside an InfoNCE mask: exp(fill - anything finite) is exactly 0 in float32.
+_MASKED_LOGIT = -1e9
+
+
+def _zero_outside(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` :math:`(N, *)` with the rows outside bool ``mask`` :math:`(N,)` set to 0, by
+    :func:`torch.where`: a NaN there neither reaches the loss nor its gradient (exactly 0)."""
+    return torch.where(mask.view(-1, *([1] * (x.dim() - 1))), x, x.new_zeros(()))
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """The mean of ``values`` :math:`(N,)` over the rows of bool ``mask`` :math:`(N,)`, an attached 0
+    when it selects none. Computed with the mask as weights: no boolean indexing, whose output size
+    the host would have to read."""
+    count = mask.sum().clamp_min(1).to(values.dtype)
+    return torch.where(mask, values, values.new_zeros(())).sum() / count
+
+
 def _check_mask(mask: Tensor | None, n: int, name: str) -> Tensor | None:
     if mask is None:
         return None
@@ -138,15 +156,14 @@ def vae_elbo_loss(
     if mu.size(0) != recon.size(0):
         raise ValueError(f"vae_elbo_loss: mu has {mu.size(0)} rows, recon has {recon.size(0)}.")
     mask = _check_mask(mask, recon.size(0), "vae_elbo_loss")
-    if mask is not None:
-        if not bool(mask.any()):
-            return _zero_like_graph(recon, target, mu, logvar)
-        recon, target, mu, logvar = recon[mask], target[mask], mu[mask], logvar[mask]
     if recon.size(0) == 0:
         return _zero_like_graph(recon, target, mu, logvar)
-    reconstruction = F.mse_loss(recon, target, reduction="mean")
-    kl = gaussian_kl(mu, logvar).mean()
-    return reconstruction + kl_weight * kl
+    if mask is not None:
+        recon, target, mu, logvar = (_zero_outside(x, mask) for x in (recon, target, mu, logvar))
+    per_row = (_rows(recon) - _rows(target)).pow(2).mean(dim=1) + kl_weight * gaussian_kl(mu, logvar)
+    if mask is None:
+        return per_row.mean()
+    return _masked_mean(per_row, mask)
 
 
 def latent_alignment_loss(z_pairs: Iterable[tuple[Tensor, Tensor, Tensor | None]]) -> Tensor:
@@ -287,15 +304,23 @@ def infonce_alignment_loss(
     """
     if h1.shape != h2.shape:
         raise ValueError(f"infonce_alignment_loss: h1 {tuple(h1.shape)} and h2 {tuple(h2.shape)} differ.")
-    tau = float(temperature.detach()) if isinstance(temperature, Tensor) else float(temperature)
-    if tau <= 0:
-        raise ValueError(f"infonce_alignment_loss: temperature must be > 0, got {tau}.")
+    if not isinstance(temperature, Tensor) and float(temperature) <= 0:
+        # A learnable (tensor) temperature is not read on the host: that would stop a GPU step.
+        raise ValueError(f"infonce_alignment_loss: temperature must be > 0, got {temperature}.")
     mask = _check_mask(mask, h1.size(0), "mask")
-    if mask is not None:
-        h1, h2 = h1[mask], h2[mask]
     if h1.size(0) == 0:
         return _zero_like_graph(h1, h2)
+    if mask is not None:
+        h1, h2 = _zero_outside(h1, mask), _zero_outside(h2, mask)
     logits = F.normalize(_rows(h1), p=2.0, dim=-1) @ F.normalize(_rows(h2), p=2.0, dim=-1).t()
     logits = logits / temperature
     labels = torch.arange(logits.size(0), device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+    if mask is None:
+        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+    # Pairs outside the mask take no part: their columns are out of every softmax and their rows out of
+    # the mean. A finite fill (not -inf) keeps an all-masked batch at an attached 0 with 0 gradients.
+    logits = logits.masked_fill(~(mask.unsqueeze(0) & mask.unsqueeze(1)), _MASKED_LOGIT)
+    ce = F.cross_entropy(logits, labels, reduction="none") + F.cross_entropy(
+        logits.t(), labels, reduction="none"
+    )
+    return 0.5 * _masked_mean(ce, mask)

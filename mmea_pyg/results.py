@@ -499,10 +499,23 @@ class AlignmentResult:
                     f"  truth tied at the top for {t['tied_top']:.1%} of them; {t['target_twins']:.1%} of the "
                     "true targets have a structural twin among the test targets (data.twins)"
                 )
-        if "alignment" in m:
-            a = m["alignment"]
+        if m.get("test_among_unaligned"):
+            u = m["test_among_unaligned"]
             lines.append(
-                f"alignment.tsv against the test links: precision {a['precision']:.4f}  recall {a['recall']:.4f}"
-                f"  f1 {a['f1']:.4f} ({a['correct']:,} correct of {a['predicted']:,} judged pairs)"
+                f"  the same sources among all {u['ranked_among']:,} targets without a known pair "
+                f"({u['scores']}): hits@1 {u['hits@1']:.4f}  hits@10 {u.get('hits@10', float('nan')):.4f}  "
+                f"mrr {u['mrr']:.4f}"
             )
+        for key, what in (
+            ("alignment", "alignment.tsv"),
+            ("alignment_mutual", "  its mutual pairs"),
+            ("alignment_valid_threshold", "  its pairs above the threshold chosen on validation"),
+        ):
+            if key in m:
+                a = m[key]
+                cut = f" ({a['threshold']:.4g})" if "threshold" in a else ""
+                lines.append(
+                    f"{what}{cut} against the test links: precision {a['precision']:.4f}  recall {a['recall']:.4f}"
+                    f"  f1 {a['f1']:.4f} ({a['correct']:,} correct of {a['predicted']:,} judged pairs)"
+                )
         return "\n".join(lines)

@@ -6,7 +6,8 @@ package but its errors and the type of a sharding.
 
 * :func:`top_k_search` — the ``k`` highest inner products of every query row among the candidate
   rows, exact, computed ``chunk_size`` query rows at a time: memory is :math:`O(\text{chunk} \cdot C +
-  Q k)`, never :math:`Q \times C`.
+  Q k)`, never :math:`Q \times C`; or by faiss (exact, or an approximate HNSW index whose recall
+  :func:`search_recall` measures) when it is installed.
 * :func:`sparse_sinkhorn` — LightEA's test-time normalisation (Mao et al., EMNLP 2022): only the
   ``k`` listed candidates of each query take part; :math:`P = \exp(S / \tau)` is normalised over each
   query's row, then over each candidate's column (over the queries that list it), ``iters`` times.
@@ -38,6 +39,7 @@ __all__ = [
     "check_csls_k",
     "check_embeddings",
     "check_index",
+    "check_search",
     "column_best",
     "mean_top_k_similarity",
     "mutual_nearest_neighbours",
@@ -45,6 +47,8 @@ __all__ = [
     "normalised_rows",
     "on_rows",
     "score_block",
+    "search_recall",
+    "SEARCHES",
     "sinkhorn_top_k",
     "sparse_ranks",
     "sparse_sinkhorn",
@@ -161,6 +165,53 @@ def on_rows(compute, n: int, sharding: Sharding | None):
     return sharding.gather(out, n)
 
 
+#: The nearest-neighbour searches of :func:`top_k_search` (``eval.search``, ``mmea align --search``).
+SEARCHES = ("auto", "torch", "faiss", "faiss-hnsw")
+#: ``auto`` hands a search to faiss's exact index from this many query x candidate cells on (when
+#: faiss is installed and the rows are on the CPU); below it the blocked product is as fast and
+#: bit-for-bit the same on every machine.
+FAISS_FROM_CELLS = 200_000_000
+
+
+def check_search(search: str, installed: bool = False) -> str:
+    """``search`` if it is one of :data:`SEARCHES` (with ``installed``: and faiss is importable where
+    it needs faiss); a one-line :class:`~mmea_pyg.errors.ConfigError` otherwise."""
+    if search not in SEARCHES:
+        raise ConfigError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    if installed and search.startswith("faiss"):
+        _faiss(required=True)
+    return search
+
+
+def _faiss(required: bool):
+    try:
+        import faiss
+    except ImportError:
+        if required:
+            raise ConfigError(
+                "the faiss search needs faiss: pip install 'mmea-pyg[faiss]' (or search 'torch')"
+            ) from None
+        return None
+    return faiss
+
+
+def _faiss_search(query: Tensor, cand: Tensor, k: int, approximate: bool, faiss) -> tuple[Tensor, Tensor]:
+    """faiss's inner-product search: the exact ``IndexFlatIP`` or an HNSW graph (``approximate``,
+    32 links per node, ``efSearch`` = max(2k, 128))."""
+    q = query.detach().float().contiguous().numpy()
+    c = cand.detach().float().contiguous().numpy()
+    if approximate:
+        index = faiss.IndexHNSWFlat(c.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.add(c)
+        index.hnsw.efSearch = max(2 * k, 128)
+    else:
+        index = faiss.IndexFlatIP(c.shape[1])
+        index.add(c)
+    values, found = index.search(q, k)
+    return torch.from_numpy(values), torch.from_numpy(found).long()
+
+
 @torch.no_grad()
 def top_k_search(
     query: Tensor,
@@ -171,6 +222,7 @@ def top_k_search(
     chunk_size: int = 2048,
     csls: tuple[Tensor, Tensor] | None = None,
     bar=None,
+    search: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` best candidates of every query by inner product (cosine with ``normalise``).
 
@@ -183,16 +235,32 @@ def top_k_search(
         csls: ``(r_query, r_cand)`` :math:`(Q,)`, :math:`(C,)`: score by CSLS,
             :math:`2 s - r_q - r_c`, instead.
         bar: A tqdm bar advanced by the rows done.
+        search: ``"torch"``: exact, ``chunk_size`` query rows against all candidates at a time;
+            ``"faiss"``: faiss's exact inner-product index (``pip install mmea-pyg[faiss]``);
+            ``"faiss-hnsw"``: faiss's approximate HNSW index (faster on large graphs, may miss a
+            neighbour: measure its recall with :func:`search_recall`); ``"auto"``: faiss's exact
+            index from :data:`FAISS_FROM_CELLS` cells on when faiss is installed and the rows are on
+            the CPU, else ``"torch"``. CSLS scores always use ``"torch"``.
 
     Returns:
         ``(values, index)``, both :math:`(Q, k)`: scores best first and candidate rows. Ties keep the
-        order :func:`torch.topk` gives.
+        order of the search (:func:`torch.topk` for ``"torch"``).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    check_search(search)
     if normalise:
         query, cand = F.normalize(query.float(), dim=-1), F.normalize(cand.float(), dim=-1)
     k = min(k, cand.size(0))
+    on_cpu = query.device.type == "cpu" and cand.device.type == "cpu"
+    if search != "torch" and csls is None and on_cpu:
+        big = query.size(0) * cand.size(0) >= FAISS_FROM_CELLS
+        faiss = _faiss(required=search != "auto") if (search != "auto" or big) else None
+        if faiss is not None:
+            values, index = _faiss_search(query, cand, k, search == "faiss-hnsw", faiss)
+            if bar is not None:
+                bar.update(query.size(0))
+            return values.to(query.dtype), index
     values = query.new_empty(query.size(0), k)
     index = torch.empty(query.size(0), k, dtype=torch.long, device=query.device)
     for start in range(0, query.size(0), chunk_size):
@@ -204,6 +272,20 @@ def top_k_search(
         if bar is not None:
             bar.update(block.size(0))
     return values, index
+
+
+@torch.no_grad()
+def search_recall(
+    query: Tensor, cand: Tensor, k: int, search: str, *, sample: int = 2000, seed: int = 0
+) -> dict[str, float | int | str]:
+    """Recall@k of ``search`` against the exact blocked search, on ``sample`` random query rows: the
+    share of the exact ``k`` best candidates that ``search`` finds (what an approximate index costs)."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(query.size(0), generator=g)[: min(sample, query.size(0))].to(query.device)
+    _, exact = top_k_search(query[rows], cand, k, search="torch")
+    _, found = top_k_search(query[rows], cand, k, search=search)
+    hit = (found.unsqueeze(2) == exact.unsqueeze(1)).any(1).float().mean()
+    return {"search": search, "k": int(exact.size(1)), "queries": int(rows.numel()), "recall": float(hit)}
 
 
 def _column_logsumexp(log_p: Tensor, index: Tensor, num_cand: int) -> Tensor:
@@ -262,11 +344,12 @@ def sinkhorn_top_k(
     chunk_size: int = 2048,
     csls: tuple[Tensor, Tensor] | None = None,
     bar=None,
+    search: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """:func:`top_k_search` then :func:`sparse_sinkhorn`: ``(probs, index)``, both :math:`(Q, k)`,
     in the search's layout (best *similarity* first, not re-sorted by probability)."""
     values, index = top_k_search(
-        query, cand, k, normalise=normalise, chunk_size=chunk_size, csls=csls, bar=bar
+        query, cand, k, normalise=normalise, chunk_size=chunk_size, csls=csls, bar=bar, search=search
     )
     return sparse_sinkhorn(values, index, cand.size(0), iters=iters, tau=tau), index
 
@@ -301,7 +384,12 @@ def _counts_in_groups(group: Tensor, value_rank: Tensor, query_group: Tensor, qu
 
 @torch.no_grad()
 def sparse_ranks(
-    values: Tensor, index: Tensor, pair_rows: Tensor, pair_cols: Tensor, fill: float = 0.0
+    values: Tensor,
+    index: Tensor,
+    pair_rows: Tensor,
+    pair_cols: Tensor,
+    fill: float = 0.0,
+    num_columns: int | None = None,
 ) -> dict[str, Tensor]:
     r"""Realistic ranks of evaluated pairs in a sparse score matrix whose unlisted entries are
     ``fill`` (e.g. 0 for :func:`sparse_sinkhorn` probabilities).
@@ -309,7 +397,8 @@ def sparse_ranks(
     Pair :math:`i` is query row ``pair_rows[i]`` and candidate column ``pair_cols[i]``. Source ->
     target (``s2t``): its column is ranked among the *distinct* columns of ``pair_cols``; target ->
     source (``t2s``): its row among the distinct rows of ``pair_rows``; listed entries outside those
-    sets are ignored. The rank is :math:`1 + |\{c : s_c > s^*\}| + \tfrac12 |\{c \ne c^* : s_c =
+    sets are ignored. With ``num_columns``, source -> target ranks among *all* columns
+    ``0 .. num_columns - 1`` instead (e.g. every target without a known pair). The rank is :math:`1 + |\{c : s_c > s^*\}| + \tfrac12 |\{c \ne c^* : s_c =
     s^*\}|` (the rule of :mod:`mmea_pyg.evaluation`), unlisted entries counting as ``fill``.
 
     Shapes:
@@ -320,9 +409,15 @@ def sparse_ranks(
     device = values.device
     pair_rows, pair_cols = pair_rows.to(device), pair_cols.to(device)
     num_rows, num_cols = values.size(0), int(max(int(index.max()) + 1, int(pair_cols.max()) + 1))
+    if num_columns is not None:
+        num_cols = max(num_cols, num_columns)
     in_rows = torch.zeros(num_rows, dtype=torch.bool, device=device)
     in_cols = torch.zeros(num_cols, dtype=torch.bool, device=device)
-    in_rows[pair_rows], in_cols[pair_cols] = True, True
+    in_rows[pair_rows] = True
+    if num_columns is None:
+        in_cols[pair_cols] = True
+    else:
+        in_cols[:num_columns] = True
     rows = torch.arange(num_rows, device=device).repeat_interleave(values.size(1))
     cols, vals = index.reshape(-1), values.reshape(-1)
     keep = in_rows[rows] & in_cols[cols]

@@ -334,3 +334,88 @@ def test_mmea_align_takes_any_folder_name(name: str, tmp_path: Path, monkeypatch
     assert result.exit_code == 0, result.output
     saved = pipeline.AlignmentResult.load(tmp_path / "run")
     assert saved.run.dataset == name and saved.pairs
+
+
+def test_best_f1_threshold_by_hand():
+    from mmea_pyg.alignment import best_f1_threshold
+
+    # Scores 0.9 (right), 0.8 (wrong), 0.7 (right), 0.6 (wrong), 4 gold links: keeping the top 3 gives
+    # P 2/3, R 2/4, F1 4/7, better than the top 1 (P 1, R 1/4, F1 0.4) or all 4 (F1 0.5).
+    chosen = best_f1_threshold(
+        torch.tensor([0.7, 0.9, 0.6, 0.8]), torch.tensor([True, True, False, False]), num_gold=4
+    )
+    assert chosen["threshold"] == pytest.approx(0.7) and chosen["kept"] == 3
+    assert chosen["f1"] == pytest.approx(4 / 7) and chosen["precision"] == pytest.approx(2 / 3)
+    # A tie at the cut is kept whole: the threshold never splits equal scores.
+    tied = best_f1_threshold(torch.tensor([0.9, 0.5, 0.5]), torch.tensor([True, True, False]), num_gold=2)
+    assert (
+        tied["kept"] in (1, 3)
+        and best_f1_threshold(torch.empty(0), torch.empty(0, dtype=torch.bool), 3)["kept"] == 0
+    )
+
+
+def test_ranks_among_all_candidates_match_a_dense_count():
+    from mmea_pyg.evaluation import rank_among
+    from mmea_pyg.similarity import sparse_ranks
+
+    g = torch.Generator().manual_seed(0)
+    query, cand = torch.randn(30, 8, generator=g), torch.randn(50, 8, generator=g)
+    cand[7] = cand[3]  # an exact tie
+    true = torch.randint(0, 50, (30,), generator=g)
+    true[0] = 3
+    scores = torch.nn.functional.normalize(query, dim=1) @ torch.nn.functional.normalize(cand, dim=1).T
+    t = scores.gather(1, true.unsqueeze(1))
+    expect = 1 + (scores > t).sum(1) + 0.5 * ((scores == t).sum(1) - 1)
+    got = rank_among(query, cand, true, chunk_size=7)
+    assert torch.equal(got["s2t"], expect.float())
+    # The sparse form over all columns: the listed top-k probabilities, unlisted ones 0.
+    values, index = scores.topk(10, dim=1)
+    ranks = sparse_ranks(values, index, torch.arange(30), true, num_columns=50)["s2t"]
+    listed = (index == true.unsqueeze(1)).any(1)
+    assert torch.equal(ranks[listed], expect[listed].float())
+    unlisted_rank = 1 + 10 + 0.5 * (50 - 10 - 1)  # below every listed one, tied with the other unlisted
+    assert torch.all(ranks[~listed] == unlisted_rank)
+
+
+def test_align_reports_figures_among_all_targets_mutual_pairs_and_a_validation_threshold(toy, tmp_path: Path):
+    plain = pipeline.align(
+        data=toy, model="clamea", overrides=FAST, out=tmp_path / "plain", refit=False, progress=False
+    )
+    m = plain.metrics
+    among = m["test_among_unaligned"]
+    assert among["ranked_among"] == m["candidates"] > m["test"]["ranked_among"]
+    assert among["scores"] == "cosine" and among["hits@1"] <= m["test"]["hits@1"] + 1e-9
+    mutual = m["alignment_mutual"]
+    assert mutual["predicted"] == sum(1 for p in plain.pairs if p[3] and p[0] not in _valid_uris(toy))
+    chosen = m["alignment_valid_threshold"]
+    assert chosen["predicted"] <= m["alignment"]["predicted"] and 0.0 <= chosen["valid_f1"] <= 1.0
+    assert "among all" in plain.summary() and "threshold chosen on validation" in plain.summary()
+    # A refit knows the validation links: no validation sources to choose a threshold on.
+    refit = pipeline.align(data=toy, model="clamea", overrides=FAST, out=tmp_path / "refit", progress=False)
+    assert "alignment_valid_threshold" not in refit.metrics and "test_among_unaligned" in refit.metrics
+    sinkhorn = pipeline.align(
+        data=toy, checkpoint=plain.checkpoint, out=tmp_path / "s", sinkhorn=10, progress=False
+    )
+    assert sinkhorn.metrics["test_among_unaligned"]["scores"] == "sparse Sinkhorn"
+
+
+def _valid_uris(data) -> set[str]:
+    link = data["source", "aligned", "target"]
+    return {data["source"].uri[i] for i in link.edge_index[0, link.valid_mask].tolist()}
+
+
+def test_align_with_faiss_searches_from_a_checkpoint(aligned: pipeline.AlignmentResult, toy, tmp_path: Path):
+    pytest.importorskip("faiss")
+    exact = pipeline.align(
+        data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "f", search="faiss", progress=False
+    )
+    assert [p[:2] for p in exact.pairs] == [p[:2] for p in aligned.pairs] and "search" not in exact.metrics
+    approximate = pipeline.align(
+        data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "h", search="faiss-hnsw", progress=False
+    )
+    recall = approximate.metrics["search"]
+    assert recall["search"] == "faiss-hnsw" and recall["k"] == 10 and 0.0 < recall["recall"] <= 1.0
+    with pytest.raises(ConfigError, match="search must be one of"):
+        pipeline.align(
+            data=toy, checkpoint=aligned.checkpoint, out=tmp_path / "x", search="annoy", progress=False
+        )

@@ -3,10 +3,12 @@ checked against a dense computation or by hand."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from mmea_pyg.alignment import ranks_from_scores, sinkhorn_scores, sparse_sinkhorn_candidates
+from mmea_pyg.errors import ConfigError
 from mmea_pyg.similarity import column_best, sparse_ranks, sparse_sinkhorn, top_k_search
 
 
@@ -103,3 +105,70 @@ def test_sparse_sinkhorn_keeps_small_probabilities_apart():
 
     assert rows_tied_at_top(probs) == 0
     assert rows_tied_at_top(probs.float()) > 0
+
+
+# ------------------------------------------------------------------------------ faiss searches
+def _rows(n: int, d: int = 16, seed: int = 0) -> torch.Tensor:
+    return torch.nn.functional.normalize(
+        torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1
+    )
+
+
+def test_faiss_exact_search_equals_the_blocked_product():
+    pytest.importorskip("faiss")
+    from mmea_pyg.similarity import top_k_search
+
+    q, c = _rows(300, seed=1), _rows(700, seed=2)
+    v_torch, i_torch = top_k_search(q, c, 20, search="torch", chunk_size=64)
+    v_faiss, i_faiss = top_k_search(q, c, 20, search="faiss")
+    assert torch.allclose(v_faiss, v_torch, atol=1e-5)
+    assert (i_faiss == i_torch).float().mean() > 0.999  # random rows: no ties
+
+
+def test_auto_search_hands_large_problems_to_faiss(monkeypatch):
+    pytest.importorskip("faiss")
+    import mmea_pyg.similarity as sim
+
+    calls = []
+    real = sim._faiss_search
+    monkeypatch.setattr(sim, "_faiss_search", lambda *a: calls.append(a[2]) or real(*a))
+    q, c = _rows(50, seed=3), _rows(80, seed=4)
+    sim.top_k_search(q, c, 5)  # 4,000 cells: the blocked product
+    assert not calls
+    monkeypatch.setattr(sim, "FAISS_FROM_CELLS", 1000)
+    v_auto, _ = sim.top_k_search(q, c, 5)
+    assert calls == [5]
+    # CSLS scores are not inner products: never faiss.
+    sim.top_k_search(q, c, 5, csls=(torch.zeros(50), torch.zeros(80)))
+    assert calls == [5]
+
+
+def test_hnsw_recall_is_measured_against_exact():
+    pytest.importorskip("faiss")
+    from mmea_pyg.similarity import search_recall
+
+    q, c = _rows(400, seed=5), _rows(3000, seed=6)
+    measured = search_recall(q, c, 10, "faiss-hnsw", sample=200)
+    assert measured["queries"] == 200 and measured["k"] == 10 and 0.5 < measured["recall"] <= 1.0
+    assert search_recall(q, c, 10, "faiss", sample=200)["recall"] > 0.999
+
+
+def test_faiss_search_without_faiss_is_one_line(monkeypatch):
+    import builtins
+
+    from mmea_pyg.similarity import check_search, top_k_search
+
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("no faiss here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    with pytest.raises(ConfigError, match=r"pip install 'mmea-pyg\[faiss\]'"):
+        check_search("faiss-hnsw", installed=True)
+    with pytest.raises(ConfigError, match="search must be one of"):
+        check_search("annoy")
+    q, c = _rows(10), _rows(20)
+    assert top_k_search(q, c, 3, search="auto")[1].shape == (10, 3)  # auto falls back to the product

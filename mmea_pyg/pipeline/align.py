@@ -71,6 +71,7 @@ def align_model(
             pairs and the test metrics then come from the normalised scores.
     """
     from mmea_pyg.alignment import check_options
+    from mmea_pyg.similarity import check_search, search_recall
     from mmea_pyg.training.iterative import unaligned_candidates
 
     check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)
@@ -86,6 +87,7 @@ def align_model(
     if queries.numel() == 0 or cands.numel() == 0:
         raise MMEAError("nothing to align: every entity of one graph is in a training pair")
     csls_k = config.eval.csls_k if csls else 0
+    search = check_search(config.eval.search)
     scored = _score(
         model,
         data,
@@ -98,15 +100,26 @@ def align_model(
         sinkhorn_tau,
         sinkhorn_top_k,
         progress,
+        search,
     )
     rows, cols, values, flags = _assign(scored, one_to_one, threshold, csls_k, config.eval.chunk_size)
     pairs, candidates = _named_rows(data, queries, cands, scored, rows, cols, values, flags)
     metrics: dict[str, Any] = {"queries": queries.numel(), "candidates": cands.numel(), "pairs": len(pairs)}
+    if search == "faiss-hnsw":  # what the approximate index missed, against the exact search
+        k = sinkhorn_top_k if sinkhorn and sinkhorn_top_k else top_k
+        metrics["search"] = search_recall(scored.src.cpu(), scored.tgt.cpu(), k, search)
     test = pairs_of(data, "test")
     if test.numel():
         metrics["test"] = _test_figures(model, data, config, queries, cands, scored, csls)
-        judged_out = set(pairs_of(data, "valid")[0].tolist()) if known_pairs is None else set()
+        metrics["test_among_unaligned"] = _among_unaligned(data, config, queries, cands, scored, csls_k)
+        valid = pairs_of(data, "valid") if known_pairs is None else test.new_empty(2, 0)
+        judged_out = set(valid[0].tolist())
         metrics["alignment"] = _judge(queries, cands, rows, cols, test, judged_out)
+        metrics["alignment_mutual"] = _judge(queries, cands, rows[flags], cols[flags], test, judged_out)
+        if valid.numel() and bool(torch.isin(valid[0].cpu(), queries.cpu()).all()):
+            metrics["alignment_valid_threshold"] = _valid_threshold(
+                queries, cands, rows, cols, values, valid, test, judged_out
+            )
     options = {
         "top_k": top_k,
         "one_to_one": one_to_one,
@@ -135,7 +148,7 @@ class _Scored:
 
 
 def _score(
-    model, data, queries, cands, chunk, top_k, csls_k, sinkhorn, tau, sinkhorn_top_k, progress
+    model, data, queries, cands, chunk, top_k, csls_k, sinkhorn, tau, sinkhorn_top_k, progress, search
 ) -> _Scored:
     """Embed the queries and candidates and find each query's ``top_k`` candidates: by cosine / CSLS,
     or by the sparse (``sinkhorn_top_k`` > 0) or dense Sinkhorn probabilities."""
@@ -159,7 +172,15 @@ def _score(
     try:
         if sinkhorn and sinkhorn_top_k:
             listed = sparse_sinkhorn_candidates(
-                src, tgt, k=sinkhorn_top_k, iters=sinkhorn, tau=tau, csls_k=csls_k, chunk_size=chunk, bar=bar
+                src,
+                tgt,
+                k=sinkhorn_top_k,
+                iters=sinkhorn,
+                tau=tau,
+                csls_k=csls_k,
+                chunk_size=chunk,
+                bar=bar,
+                search=search,
             )
             found = Candidates(listed.scores[:, :top_k], listed.index[:, :top_k], listed.mutual)
             return _Scored(found, src, tgt, listed=listed)
@@ -168,7 +189,8 @@ def _score(
             found = candidates_from_scores(dense, top_k)
             found.scores = found.scores.exp()  # log-probabilities rank; the files show the probabilities
             return _Scored(found, src, tgt, dense=dense)
-        return _Scored(top_k_candidates(src, tgt, top_k, csls_k=csls_k, chunk_size=chunk, bar=bar), src, tgt)
+        found = top_k_candidates(src, tgt, top_k, csls_k=csls_k, chunk_size=chunk, bar=bar, search=search)
+        return _Scored(found, src, tgt)
     finally:
         if bar is not None:
             bar.close()
@@ -245,6 +267,68 @@ def _test_figures(model, data, config, queries, cands, scored: _Scored, csls: bo
     return figures
 
 
+def _among_unaligned(data, config, queries, cands, scored: _Scored, csls_k: int) -> dict[str, Any]:
+    """Hits@k / MRR of the test links, source -> target, each source ranked among *every* candidate
+    (all targets without a known pair, as :attr:`AlignmentResult.pairs` chose among them), by the
+    scores that aligned: the sparse or dense Sinkhorn probabilities, else cosine (CSLS: not
+    re-ranked here, the cosine figures are given)."""
+    from mmea_pyg.alignment import positions
+    from mmea_pyg.evaluation import metrics_from_ranks, rank_among
+    from mmea_pyg.similarity import sparse_ranks
+
+    test = pairs_of(data, "test").cpu()
+    rows = positions(test[0], queries, data["source"].num_nodes)
+    cols = positions(test[1], cands, data["target"].num_nodes)
+    if bool((rows < 0).any()) or bool((cols < 0).any()):
+        return {}  # a test entity is a known one (links given by hand): no such ranking
+    if scored.listed is not None:
+        ranks = sparse_ranks(
+            scored.listed.scores.cpu(), scored.listed.index.cpu(), rows, cols, num_columns=cands.numel()
+        )
+        scoring = "sparse Sinkhorn"
+    elif scored.dense is not None:
+        block = scored.dense.cpu()[rows]
+        true = block.gather(1, cols.unsqueeze(1))
+        better, tied = (block > true).sum(1).float(), (block == true).sum(1).float() - 1
+        ranks = {"s2t": 1 + better + 0.5 * tied, "s2t_top_tie": (better == 0) & (tied > 0)}
+        scoring = "Sinkhorn"
+    else:
+        ranks = rank_among(
+            scored.src[rows.to(scored.src.device)], scored.tgt, cols, chunk_size=config.eval.chunk_size
+        )
+        scoring = "cosine"
+    out: dict[str, Any] = {
+        "pairs": int(test.size(1)),
+        **metrics_from_ranks(ranks["s2t"], tuple(config.eval.ks)),
+    }
+    out["tied_top"] = float(ranks["s2t_top_tie"].float().mean())
+    out.update(
+        ranked_among=int(cands.numel()),
+        scores=scoring + (" (not CSLS)" if csls_k and scoring == "cosine" else ""),
+    )
+    return out
+
+
+def _valid_threshold(queries, cands, rows, cols, values, valid, test, left_out: set[int]) -> dict[str, Any]:
+    """The score threshold that maximises F1 on the validation sources' pairs
+    (:func:`~mmea_pyg.alignment.best_f1_threshold`), and the test precision / recall / F1 of the pairs
+    at or above it. Every validation source has a counterpart, so the threshold is the one for
+    matchable sources; sources without one are only held back by it as far as their scores are lower."""
+    from mmea_pyg.alignment import best_f1_threshold
+
+    q_ids, c_ids = queries[rows.cpu()].cpu(), cands[cols.cpu()].cpu()
+    gold = dict(zip(valid[0].tolist(), valid[1].tolist(), strict=True))
+    in_valid = torch.tensor([q in gold for q in q_ids.tolist()], dtype=torch.bool)
+    correct = torch.tensor(
+        [gold.get(q) == c for q, c in zip(q_ids[in_valid].tolist(), c_ids[in_valid].tolist(), strict=True)],
+        dtype=torch.bool,
+    )
+    chosen = best_f1_threshold(values.cpu()[in_valid], correct, len(gold))
+    keep = values.cpu() >= chosen["threshold"]
+    judged = _judge(queries, cands, rows.cpu()[keep], cols.cpu()[keep], test, left_out)
+    return {"threshold": chosen["threshold"], "valid_f1": chosen["f1"], **judged}
+
+
 def _judge(queries, cands, rows, cols, test, left_out: set[int]) -> dict[str, float]:
     """Precision / recall / F1 of the written pairs (positions ``rows``, ``cols``) against the test
     links, leaving out the queries in ``left_out`` (the validation sources of a model that did not
@@ -295,6 +379,7 @@ def align(
     sinkhorn_tau: float = 0.02,
     sinkhorn_top_k: int = 500,
     refit: bool = True,
+    search: str | None = None,
     progress: bool = True,
     echo=None,
     command: str | None = None,
@@ -316,10 +401,17 @@ def align(
     selection only chooses the schedule: it is then trained afresh on the training *and* validation
     links for the selected number of epochs, in the run folder's ``refit/``, and that model aligns
     (:func:`~mmea_pyg.pipeline.fit.refit`). The run's validation figures stay those of the first fit.
+
+    ``search`` (default: the config's ``eval.search``) is the nearest-neighbour search of the
+    alignment (:func:`~mmea_pyg.similarity.top_k_search`): ``auto``, ``torch``, ``faiss`` or
+    ``faiss-hnsw``.
     """
     from mmea_pyg.alignment import check_options
+    from mmea_pyg.similarity import check_search
 
     check_options(top_k, one_to_one, threshold, sinkhorn, sinkhorn_tau, sinkhorn_top_k)  # before any training
+    if search is not None:
+        check_search(search, installed=True)
     echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     if checkpoint is not None:
         out_dir = Path(out) if out is not None else Path(checkpoint).parent
@@ -331,6 +423,9 @@ def align(
         cfg = make_config(
             model, None if source is None else str(source), config, overrides, (), out, **options
         )
+        if search is not None:
+            cfg.eval.search = search
+        check_search(cfg.eval.search, installed=True)  # a missing faiss is said before any training
         init_from_env(resolve_device(cfg.train.device))  # under torchrun: rank 0 checks, writes, prints
         if is_main():
             check_run_folder(cfg.out)
@@ -340,6 +435,8 @@ def align(
         vectors = _name_vectors(data, cfg, names, names_text, progress)
         data, known = _with_training_links(data, cfg, vectors, pivot_score, echo)
         net, data, run_result, refit_result = _train(cfg, data, refit, progress, command, echo)
+    if search is not None:
+        cfg.eval.search = search
     result = align_model(
         net,
         data,

@@ -238,12 +238,16 @@ class Trainer:
             batches = [batches[i % len(batches)] for i in range(cfg.steps_per_epoch)]
         return batches
 
-    def _pseudo_batch(self, size: int) -> Tensor | None:
+    def _pseudo_batches(self, sizes: list[int]) -> list[Tensor | None]:
+        """One batch of pseudo seeds per step, drawn before the epoch's steps (one host-to-device copy
+        of the picks, none inside a step); the same draws, in the same order, as one per step."""
         if self.pseudo_pairs is None or self.pseudo_pairs.size(1) == 0:
-            return None
+            return [None] * len(sizes)
         count = self.pseudo_pairs.size(1)
-        pick = torch.randperm(count, generator=self.generator)[: min(size, count)].to(self.device)
-        return self.pseudo_pairs[:, pick]
+        picks = [torch.randperm(count, generator=self.generator)[: min(size, count)] for size in sizes]
+        lengths = [p.numel() for p in picks]
+        moved = torch.cat(picks).to(self.device, non_blocking=True).split(lengths)
+        return [self.pseudo_pairs[:, pick] for pick in moved]
 
     def _block(self, pairs: Tensor | None) -> Tensor | None:
         """This rank's block of a batch :math:`(2, B)` (the whole batch in one process; a batch smaller
@@ -257,34 +261,49 @@ class Trainer:
         return pairs[:, rows]
 
     def train_epoch(self) -> dict[str, float]:
+        """One epoch of optimiser steps; returns the mean of each loss term (and ``total``) over its
+        steps, averaged over the ranks.
+
+        The steps run on the model's device without a host round trip (:meth:`_steps`); the epoch's
+        losses and whether all of them were finite reach the host once, at its end. A non-finite
+        loss therefore stops training at the end of its epoch, with the checkpoints written before it.
+        """
         self.model.train()
-        totals: dict[str, float] = {}
         batches = self._pair_batches()
-        for pairs in batches:
-            pseudo = self._pseudo_batch(pairs.size(1))
-            terms = self.step(self.data, self._block(pairs), self._block(pseudo), self.loss_generator)
+        totals, finite = self._steps(batches, self._pseudo_batches([b.size(1) for b in batches]))
+        names = sorted(totals)
+        means = dict(
+            zip(names, (torch.stack([totals[n] for n in names]) / len(batches)).tolist(), strict=True)
+        )
+        if not all_ranks_agree(bool(finite)):
+            last = self.out / "last.pt"
+            kept = (
+                f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+            )
+            raise TrainingDivergedError(
+                f"loss became non-finite at epoch {self.state.epoch + 1} (epoch means {means}); {kept}. "
+                "Lower train.lr or set train.grad_clip (e.g. --set train.grad_clip=1.0)"
+            )
+        return mean_over_ranks(means)
+
+    def _steps(self, batches: list[Tensor], pseudo: list[Tensor | None]) -> tuple[dict[str, Tensor], Tensor]:
+        """The optimiser steps of one epoch, on device tensors only: no ``.item()``, ``.cpu()`` or
+        Python branch on a tensor's value (tests/training/test_device_steps.py). Returns the summed
+        loss terms (0-dim tensors, ``total`` included) and a 0-dim bool, whether every loss was finite."""
+        totals: dict[str, Tensor] = {}
+        finite = torch.ones((), dtype=torch.bool, device=self.device)
+        for pairs, pseudo_pairs in zip(batches, pseudo, strict=True):
+            terms = self.step(self.data, self._block(pairs), self._block(pseudo_pairs), self.loss_generator)
             loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
-            if not all_ranks_agree(bool(torch.isfinite(loss.detach()))):
-                bad = {k: float(v.detach()) for k, v in terms.items()}
-                last = self.out / "last.pt"
-                kept = (
-                    f"the last good checkpoint is {last}"
-                    if last.is_file()
-                    else "no checkpoint was written yet"
-                )
-                raise TrainingDivergedError(
-                    f"loss became non-finite at epoch {self.state.epoch + 1} ({bad}); {kept}. Lower train.lr or "
-                    "set train.grad_clip (e.g. --set train.grad_clip=1.0)"
-                )
+            finite = finite & torch.isfinite(loss.detach())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.train.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
             self.optimizer.step()
-            for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach()) / len(batches)
-            totals["total"] = totals.get("total", 0.0) + float(loss.detach()) / len(batches)
-        return mean_over_ranks(totals)
+            for name, value in (*terms.items(), ("total", loss)):
+                totals[name] = totals[name] + value.detach() if name in totals else value.detach()
+        return totals, finite
 
     def _iterative_due(self, epoch: int) -> bool:
         cfg = self.config.train
