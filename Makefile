@@ -16,7 +16,7 @@ DATASET    ?= fb15k-db15k
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format clean-venv bench-data bench ablation compare bench-align
+.PHONY: install demo test test-fast lint format clean-venv bench-data bench ablation compare bench-align bench-scale
 
 install: $(STAMP)
 
@@ -104,6 +104,15 @@ BENCH_ALIGN_ARGS ?=
 
 bench-align: install
 	$(BIN)/python benchmarks/bench_align.py $(BENCH_ALIGN_ARGS)
+
+# `mmea align` on ContEA JA-EN snapshots 0, 1, 3 and 5 (../shared/ea/contea/JA-EN read in place), structure
+# only, the clamea preset, no refit; the Sinkhorn and greedy rows at the last snapshot. results/scale/*.json,
+# results/scale.md (table, fitted growth) and results/scale.png. BENCH_SCALE_ARGS="--snapshots 0 5" for a subset.
+BENCH_SCALE_ARGS ?=
+
+bench-scale: install
+	$(BIN)/python -m pip install -q -e ".[plot]"
+	$(BIN)/python benchmarks/bench_scale.py $(BENCH_SCALE_ARGS)
 
 bench-data: install
 	$(BIN)/python benchmarks/dataset_build.py $(DATASET) --json results/dataset_build_$(DATASET).json

@@ -1,12 +1,12 @@
 """How `mmea align` grows with the graph: ContEA JA-EN snapshots (DBP15K JA-EN grown over five batches,
 ids only), structure only, with the large-graph preset.
 
-    python benchmarks/bench_scale.py [--snapshots 0 1 3 5] [--config clamea-large] [--set key=value]
+    python benchmarks/bench_scale.py [--snapshots 0 1 3 5] [--config clamea] [--set key=value]
         [--skip-existing] [--no-addons]
 
 Per snapshot K, one child process (its peak RSS and CPU time are its own) runs
 
-    mmea align ../shared/ea/contea/JA-EN --snapshot K --config clamea-large --no-refit --quiet
+    mmea align ../shared/ea/contea/JA-EN --snapshot K --config clamea --no-refit --quiet
 
 which trains on ContEA's base training links, selects the epoch on its validation links, and aligns
 every source entity without a training link among every target entity without one. ``--no-refit``
@@ -254,7 +254,7 @@ def _plot(base: list[dict], size: list[int], fits: dict) -> None:
         ax.set_xlabel("entities + triples (both graphs)")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
-    fig.suptitle("mmea align on ContEA JA-EN snapshots (structure only, clamea-large)")
+    fig.suptitle("mmea align on ContEA JA-EN snapshots (structure only, clamea preset)")
     fig.tight_layout()
     tmp = RESULTS / ".scale.png.tmp"
     fig.savefig(tmp, format="png", dpi=110)
@@ -267,7 +267,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--snapshots", type=int, nargs="+", default=[0, 1, 3, 5])
-    parser.add_argument("--config", default="clamea-large", help="preset or YAML file of the runs")
+    parser.add_argument("--config", default="clamea", help="preset or YAML file of the runs")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--skip-existing", action="store_true", help="keep rows whose JSON exists")
     parser.add_argument(

@@ -132,6 +132,10 @@ class ModelConfig:
     #: Relation-type features (inductive encoders only): each entity's mean direction-aware
     #: relation-type embedding (one table per KG) is added at the encoder's input.
     relation_context: bool = False
+    #: With ``structure == "propagation"``: every hop reflects each neighbour's code by its edge's
+    #: relation and direction (:class:`~mmea_pyg.nn.structure.RelationReflection`, one table per KG)
+    #: instead of the plain mean over the undirected graph.
+    relation_reflection: bool = False
     #: CLAMEA's DMMG: reconstruct detached embeddings, so that L_vae trains the VAEs only and does not
     #: pull the modality embeddings towards what a VAE reconstructs easily (the paper trains jointly).
     detach_vae_targets: bool = False

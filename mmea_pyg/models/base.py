@@ -25,10 +25,16 @@ class AlignmentModel(nn.Module, ABC):
     :meth:`training_losses`.
     """
 
+    #: Whether :meth:`structure` takes ``rows`` and computes only those entities (over their
+    #: neighbourhood): a training step then costs what its batch reaches, not the whole graph.
+    partial_structure: bool = False
+
     @abstractmethod
     def structure(self, data: HeteroData, side: str, hidden: Tensor | None = None) -> Tensor:
         """Relational embeddings of every entity of ``side``, :math:`(N, d)`; ``hidden`` :math:`(N_1,)`
-        flags the source entities whose seed anchors a training step hides (models with anchors)."""
+        flags the source entities whose seed anchors a training step hides (models with anchors).
+        Models with :attr:`partial_structure` also take ``rows`` (sorted, distinct ids :math:`(R,)`)
+        and return those rows :math:`(R, d)`."""
 
     @abstractmethod
     def encode(self, data: HeteroData, side: str, index: Tensor, structure: Tensor) -> dict[str, Tensor]:
@@ -66,7 +72,7 @@ class AlignmentModel(nn.Module, ABC):
         if pseudo_pairs is not None and pseudo_pairs.numel():
             pairs = torch.cat([pairs, pseudo_pairs], dim=1)
         outs = {
-            side: self.encode(data, side, pairs[i], self.structure(data, side, hidden))
+            side: self.encode(data, side, pairs[i], self._structure_of(data, side, pairs[i], hidden))
             for i, side in enumerate(SIDES)
         }
         terms = {
@@ -83,6 +89,14 @@ class AlignmentModel(nn.Module, ABC):
 
         pseudo = rows(slice(num_seed, None)) if pairs.size(1) > num_seed else None
         return rows(slice(0, num_seed)), pseudo, terms
+
+    def _structure_of(self, data: HeteroData, side: str, index: Tensor, hidden: Tensor | None):
+        """What :meth:`encode` reads the relational rows of ``index`` from: the whole :meth:`structure`,
+        or with :attr:`partial_structure` the rows of ``index``'s entities alone (:class:`StructureRows`)."""
+        if not self.partial_structure:
+            return self.structure(data, side, hidden)
+        rows = torch.unique(index)
+        return StructureRows(rows, self.structure(data, side, hidden, rows=rows))
 
     def update_pseudo_seeds(self, pairs: Tensor) -> None:
         """Called by the trainer with each new set of pseudo seeds :math:`(2, K)`. Models whose
@@ -138,6 +152,18 @@ class AlignmentModel(nn.Module, ABC):
 
 
 MODELS: dict[str, Callable[..., AlignmentModel]] = {}
+
+
+class StructureRows:
+    """The relational rows of some entities, indexed by entity id as the whole :math:`(N, d)` matrix of
+    :meth:`AlignmentModel.structure` is: ``rows`` (sorted, distinct ids :math:`(R,)`), ``values``
+    :math:`(R, d)`. ``self[index]`` is :math:`(B, d)` for ids ``index`` :math:`(B,)` among ``rows``."""
+
+    def __init__(self, rows: Tensor, values: Tensor) -> None:
+        self.rows, self.values = rows, values
+
+    def __getitem__(self, index: Tensor) -> Tensor:
+        return self.values[torch.searchsorted(self.rows, index)]
 
 
 def register_model(name: str) -> Callable[[type], type]:

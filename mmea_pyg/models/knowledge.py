@@ -30,6 +30,7 @@ from mmea_pyg.nn.structure import (
     InductiveGATEncoder,
     InductiveGCNEncoder,
     RelationContext,
+    RelationReflection,
     SeedAnchors,
     SeedPropagationEncoder,
 )
@@ -78,6 +79,8 @@ def _check_options(model: ModelConfig, train: TrainConfig) -> None:
         raise ConfigError(
             f"model.anchor_features must be 'learned' or 'propagated', got {model.anchor_features!r}"
         )
+    if model.relation_reflection and model.structure != "propagation":
+        raise ConfigError("model.relation_reflection=true needs model.structure=propagation")
     if model.anchor_pseudo and not model.anchors:
         raise ConfigError("model.anchor_pseudo=true needs model.anchors=true")
     if not 0.0 < train.anchor_holdout < 1.0:
@@ -132,6 +135,13 @@ def _anchor_codes(model: ModelConfig, sizes: GraphSizes) -> nn.Module | None:
     if model.anchor_features == "learned":
         return SeedAnchors(num_source, model.anchor_dim if model.structure == "propagation" else model.dim)
     return AnchorPropagation(num_source, model.dim, code_dim=model.anchor_dim, hops=model.anchor_hops)
+
+
+def _relation_reflections(model: ModelConfig, relations: dict[str, int]) -> nn.ModuleDict | None:
+    """One :class:`~mmea_pyg.nn.structure.RelationReflection` per KG with ``model.relation_reflection``."""
+    if not model.relation_reflection:
+        return None
+    return nn.ModuleDict({side: RelationReflection(relations[side], model.anchor_dim) for side in SIDES})
 
 
 def _relation_contexts(model: ModelConfig, relations: dict[str, int]) -> nn.ModuleDict | None:
@@ -205,6 +215,7 @@ class KnowledgeEncoder(nn.Module):
         self.encoder = _relational_encoder(model, sizes, relations)
         self.anchors: nn.Module | None = _anchor_codes(model, sizes)
         self.relation_context = _relation_contexts(model, relations)
+        self.reflection = _relation_reflections(model, relations)
         self.project = nn.ModuleDict(
             {
                 "a": ModalityProjection(sizes.attr_dim, model.dim, hidden=mlp_hidden),
@@ -226,8 +237,8 @@ class KnowledgeEncoder(nn.Module):
             module.reset_parameters()
         if self.anchors is not None:
             self.anchors.reset_parameters()
-        if self.relation_context is not None:
-            for module in self.relation_context.values():
+        for table in (self.relation_context, self.reflection):
+            for module in table.values() if table is not None else ():
                 module.reset_parameters()
         for module in self.project.values():
             module.reset_parameters()
@@ -248,11 +259,22 @@ class KnowledgeEncoder(nn.Module):
         }
         return h, {"r": torch.ones_like(attr_mask), "a": attr_mask, "v": img_mask}
 
-    def structure(self, data: HeteroData, side: str, hidden: Tensor | None = None) -> Tensor:
+    @property
+    def partial_structure(self) -> bool:
+        """Whether :meth:`structure` can compute a few entities' rows alone (the propagation encoder:
+        over their neighbourhood; the others need the whole graph)."""
+        return self.kind == "propagation"
+
+    def structure(
+        self, data: HeteroData, side: str, hidden: Tensor | None = None, rows: Tensor | None = None
+    ) -> Tensor:
         """Relational embeddings :math:`(N, d)` of ``side``. With seed anchors, every training seed
         pair (and pseudo seed, with ``anchor_pseudo``) is an anchor except those whose source entity
-        is flagged in ``hidden`` :math:`(N_1,)`."""
+        is flagged in ``hidden`` :math:`(N_1,)`. With ``rows`` (sorted, distinct ids :math:`(R,)`;
+        :attr:`partial_structure` encoders only), their rows :math:`(R, d)`, the same values."""
         edges = data[side, "relation", side]
+        if rows is not None and not self.partial_structure:
+            raise ValueError(f"the {self.kind} encoder computes every entity: call structure without rows")
         if self.kind == "transe":
             return self.encoder[side]()
         if self.kind == "gat":
@@ -269,11 +291,17 @@ class KnowledgeEncoder(nn.Module):
                 codes = self.anchors(seeds, sizes)[SIDES.index(side)]
         if not isinstance(self.encoder, SeedPropagationEncoder):
             context, codes = codes, None  # the GAT / GCN encoders add the codes at their input
+        if codes is not None:  # the propagation encoder reads the relation graph only
+            relation = None
+            if self.relation_context is not None:
+                relation = self.relation_context[side](
+                    edges.edge_index, edges.edge_type, data[side].num_nodes, rows
+                )
+            reflection = None if self.reflection is None else self.reflection[side]
+            return self.encoder(edges.edge_index, codes, relation, reflection, edges.edge_type, rows)
         if self.relation_context is not None:
             relation = self.relation_context[side](edges.edge_index, edges.edge_type, data[side].num_nodes)
             context = relation if context is None else context + relation
-        if codes is not None:  # the propagation encoder reads the relation graph only
-            return self.encoder(edges.edge_index, codes, context)
         return self.encoder(data[side].x_attr, data[side].attr_mask, edges.edge_index, context)
 
     def anchor_pairs(self, data: HeteroData, pseudo: bool = True) -> Tensor:
@@ -349,8 +377,14 @@ class KnowledgeModel(AlignmentModel):
     def output_dim(self) -> int:
         return self.dim * len(self.kept)
 
-    def structure(self, data: HeteroData, side: str, hidden: Tensor | None = None) -> Tensor:
-        return self.knowledge.structure(data, side, hidden)
+    @property
+    def partial_structure(self) -> bool:
+        return self.knowledge.partial_structure
+
+    def structure(
+        self, data: HeteroData, side: str, hidden: Tensor | None = None, rows: Tensor | None = None
+    ) -> Tensor:
+        return self.knowledge.structure(data, side, hidden, rows)
 
     def update_pseudo_seeds(self, pairs: Tensor) -> None:
         self.knowledge.update_pseudo_seeds(pairs)

@@ -9,7 +9,8 @@ graph and kept in a :class:`GraphCache`; a product with it is one sparse CSR pro
 * :func:`gcn_operator`: :math:`\hat{\mathbf{D}}^{-1/2}(\mathbf{A} + \mathbf{I})\hat{\mathbf{D}}^{-1/2}`
   (Kipf & Welling, 2017);
 * :func:`row_normalised_operator` and :func:`normalised_hops`: the propagation of LightEA's labels and
-  of the seed codes;
+  of the seed codes; :func:`normalised_hops_at` the same hops at a few rows only, computed over their
+  neighbourhood (a training step's entities: its cost follows the batch, not the graph);
 * :func:`relation_incidence` and :func:`relation_context`: the mean direction-aware relation-type
   embedding of each entity.
 
@@ -32,6 +33,9 @@ __all__ = [
     "csr_pair",
     "gcn_operator",
     "normalised_hops",
+    "hop_sets",
+    "normalised_hops_at",
+    "row_entries",
     "relation_context",
     "relation_incidence",
     "row_normalised_operator",
@@ -152,6 +156,55 @@ def normalised_hops(operator: tuple[Tensor, Tensor], x: Tensor, hops: int) -> li
     return steps
 
 
+def row_entries(crow: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """The stored entries of rows ``rows`` :math:`(R,)` of a CSR layout with row pointers ``crow``
+    :math:`(N + 1,)`: ``(position, offset)``, both :math:`(M,)`, the position in ``rows`` of each
+    entry's row and the entry's offset into the column / value arrays, row by row in storage order."""
+    start = crow[rows]
+    counts = crow[rows + 1] - start
+    position = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), counts)
+    first = torch.repeat_interleave(start - (counts.cumsum(0) - counts), counts)
+    return position, first + torch.arange(position.numel(), device=rows.device)
+
+
+def hop_sets(crow: Tensor, col: Tensor, rows: Tensor, hops: int) -> list[Tensor]:
+    """Where each of ``hops`` propagation steps must be computed so that every step is known at
+    ``rows`` (sorted, distinct): step ``hops`` at ``rows``, step ``k`` at ``rows`` and the neighbours
+    (columns, in the CSR layout ``crow``, ``col``) of step ``k + 1``'s rows; sorted and distinct, first
+    step first."""
+    sets = [rows]
+    for _ in range(hops - 1):
+        _, offset = row_entries(crow, sets[-1])
+        sets.append(torch.unique(torch.cat([rows, col[offset]])))
+    return sets[::-1]
+
+
+def _rows_operator(matrix: Tensor, rows: Tensor, columns: Tensor | None, num_columns: int):
+    """``(A[rows][:, columns], its transpose)`` as CSR pairs, ``columns`` sorted and holding every
+    column the rows use (``None``: all ``num_columns``)."""
+    position, offset = row_entries(matrix.crow_indices(), rows)
+    cols = matrix.col_indices()[offset]
+    if columns is not None:
+        cols, num_columns = torch.searchsorted(columns, cols), columns.numel()
+    return csr_pair(torch.stack([position, cols]), matrix.values()[offset], (rows.numel(), num_columns))
+
+
+def normalised_hops_at(operator: tuple[Tensor, Tensor], x: Tensor, hops: int, rows: Tensor) -> list[Tensor]:
+    r"""Rows ``rows`` (sorted, distinct, :math:`(R,)`) of each step of :func:`normalised_hops`, each
+    :math:`(R, d)`: the same values, computed only where they are needed. Step :math:`k` is computed
+    on :math:`S_k = \text{rows} \cup \text{neighbours}(S_{k+1})` (:math:`S_K` = ``rows``), so the cost is
+    that of the rows' :math:`K`-hop neighbourhood, not of the graph; ``x`` :math:`(N, d)` is read at
+    :math:`S_1`'s neighbours only."""
+    matrix = operator[0]
+    steps, previous = [], None
+    for at in hop_sets(matrix.crow_indices(), matrix.col_indices(), rows, hops):
+        step = _rows_operator(matrix, at, previous, x.size(0))
+        x = F.normalize(sparse_matmul(step, x), dim=-1)
+        steps.append(x if at is rows else x[torch.searchsorted(at, rows)])
+        previous = at
+    return steps
+
+
 def relation_incidence(
     edge_index: Tensor, num_nodes: int, edge_type: Tensor, num_relations: int
 ) -> tuple[Tensor, Tensor]:
@@ -173,10 +226,14 @@ def relation_context(
     num_relations: int,
     num_nodes: int,
     cache: GraphCache | None = None,
+    rows: Tensor | None = None,
 ) -> Tensor:
     r"""Mean of the direction-aware relation-type embeddings of each node's edges, :math:`(N, d)`:
     rows ``r`` of ``embedding`` for outgoing edges of type ``r``, rows ``r + R`` for incoming ones;
     zero for nodes without edges. One sparse product with the incidence matrix of the graph, taken
-    from the caller's ``cache`` of :func:`relation_incidence` (built afresh without one)."""
+    from the caller's ``cache`` of :func:`relation_incidence` (built afresh without one). With ``rows``
+    (sorted, distinct node ids :math:`(R,)`), their rows only, :math:`(R, d)`."""
     incidence = (cache or relation_incidence)(edge_index, num_nodes, edge_type, num_relations)
+    if rows is not None:  # only these nodes (sorted, distinct): (R, d)
+        incidence = _rows_operator(incidence[0], rows, None, 2 * num_relations)
     return sparse_matmul(incidence, embedding.weight[: 2 * num_relations])

@@ -8,7 +8,8 @@ CLAMEA; chosen by ``model.structure``):
 * :class:`SeedPropagationEncoder` (``propagation``, the default preset's): learned seed-pair codes
   propagated over the relation graph;
 * their inputs: :class:`SeedAnchors` (learned seed-pair codes) and :class:`RelationContext`
-  (relation-type features); the projected LightEA labels
+  (relation-type features), and :class:`RelationReflection` (the relation- and direction-aware hop of
+  the propagation encoder); the projected LightEA labels
   (:class:`~mmea_pyg.nn.label_propagation.AnchorPropagation`) are in :mod:`mmea_pyg.nn.label_propagation`.
 
 The sparse operators they share are in :mod:`mmea_pyg.nn.graph_ops`. One concept, the relational
@@ -24,13 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv
+from torch_geometric.utils import scatter
 
 from mmea_pyg.nn.graph_ops import (
     GraphCache,
     gcn_operator,
+    hop_sets,
     normalised_hops,
+    normalised_hops_at,
     relation_context,
     relation_incidence,
+    row_entries,
     row_normalised_operator,
     sparse_matmul,
     undirected_edges,
@@ -42,6 +47,7 @@ __all__ = [
     "InductiveGATEncoder",
     "InductiveGCNEncoder",
     "RelationContext",
+    "RelationReflection",
     "SeedAnchors",
     "SeedPropagationEncoder",
 ]
@@ -402,25 +408,46 @@ class SeedPropagationEncoder(nn.Module):
         r"""Re-initialises the read-out."""
         self.out.reset_parameters()
 
-    def forward(self, edge_index: Tensor, codes: Tensor, context: Tensor | None = None) -> Tensor:
-        """Entity embeddings :math:`(N, d)`; see the class docstring."""
+    def forward(
+        self,
+        edge_index: Tensor,
+        codes: Tensor,
+        context: Tensor | None = None,
+        reflection: RelationReflection | None = None,
+        edge_type: Tensor | None = None,
+        rows: Tensor | None = None,
+    ) -> Tensor:
+        r"""Entity embeddings :math:`(N, d)`; see the class docstring. With ``reflection`` (the KG's
+        :class:`RelationReflection`) and the ``edge_type`` :math:`(|\mathcal{E}|,)` of ``edge_index``,
+        every hop is its relation- and direction-aware mean instead of :math:`\tilde{\mathbf{A}}`.
+        With ``rows`` (sorted, distinct entity ids :math:`(R,)`), only those rows :math:`(R, d)`: the
+        same values, computed over their ``hops``-hop neighbourhood (a training step's entities);
+        ``context`` is then :math:`(R, d)` too."""
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(
                 f"SeedPropagationEncoder expects edge_index of shape [2, E], got {tuple(edge_index.shape)}."
             )
+        if reflection is not None and (edge_type is None or edge_type.shape != edge_index[0].shape):
+            raise ValueError("SeedPropagationEncoder: a reflection needs one edge_type per edge.")
         if codes.dim() != 2 or codes.size(1) != self.code_dim:
             raise ValueError(
                 f"SeedPropagationEncoder expects codes of shape [N, {self.code_dim}], got {tuple(codes.shape)}."
             )
         n = codes.size(0)
+        m = n if rows is None else rows.numel()
         if context is None:
-            context = codes.new_zeros(n, self.dim)
-        elif context.shape != (n, self.dim):
+            context = codes.new_zeros(m, self.dim)
+        elif context.shape != (m, self.dim):
             raise ValueError(
-                f"SeedPropagationEncoder expects a context input of shape {(n, self.dim)}, "
+                f"SeedPropagationEncoder expects a context input of shape {(m, self.dim)}, "
                 f"got {tuple(context.shape)}."
             )
-        blocks = normalised_hops(self._operator(edge_index, n), codes, self.hops)
+        if reflection is not None:
+            blocks = reflection.hops(codes, edge_index, edge_type, self.hops, rows)
+        elif rows is None:
+            blocks = normalised_hops(self._operator(edge_index, n), codes, self.hops)
+        else:
+            blocks = normalised_hops_at(self._operator(edge_index, n), codes, self.hops, rows)
         return self.out(torch.cat([*blocks, context], dim=-1))
 
     def __repr__(self) -> str:
@@ -464,13 +491,124 @@ class RelationContext(nn.Module):
         r"""Rows :math:`\sim \mathcal{N}(0, 1/d)`, on the scale of a projected feature."""
         nn.init.normal_(self.embedding.weight, std=1.0 / math.sqrt(self.embedding.embedding_dim))
 
-    def forward(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int) -> Tensor:
+    def forward(
+        self, edge_index: Tensor, edge_type: Tensor, num_nodes: int, rows: Tensor | None = None
+    ) -> Tensor:
+        """:math:`(N, d)`; with ``rows`` (sorted, distinct ids :math:`(R,)`), their rows :math:`(R, d)`."""
         return relation_context(
-            self.embedding, edge_index, edge_type, self.num_relations, num_nodes, self._incidence
+            self.embedding, edge_index, edge_type, self.num_relations, num_nodes, self._incidence, rows
         )
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.num_relations}, dim={self.embedding.embedding_dim})"
+
+
+def _directed_layout(
+    edge_index: Tensor, num_nodes: int, edge_type: Tensor, num_relations: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The messages of :class:`RelationReflection` sorted by receiver: row pointers :math:`(N + 1,)`,
+    and the sender and kind of each of the :math:`2|\\mathcal{E}|` messages (kind ``r``: from the
+    tail along relation ``r``; ``r + R``: from the head, against it)."""
+    head, tail = edge_index
+    receiver = torch.cat([head, tail])
+    order = torch.argsort(receiver, stable=True)
+    sender = torch.cat([tail, head])[order]
+    kind = torch.cat([edge_type, edge_type + num_relations])[order]
+    counts = torch.bincount(receiver, minlength=num_nodes)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), sender, kind
+
+
+class RelationReflection(nn.Module):
+    r"""One relation- and direction-aware propagation hop over one KG: the mean of the neighbours'
+    rows, each reflected by its edge's relation and direction (RREA's relational reflection, Mao et
+    al., CIKM 2020),
+
+    .. math::
+        \mathbf{x}'_i = \operatorname{mean}_{(i, r, j)} \bigl(\mathbf{I} - 2\,\mathbf{u}_r
+        \mathbf{u}_r^\top\bigr)\,\mathbf{x}_j, \qquad \lVert \mathbf{u}_r \rVert = 1,
+
+    over the outgoing edges (relation ``r``) and the incoming ones (their inverse, ``r + R``, a
+    vector of its own). A reflection is orthogonal, so no hop shrinks or inflates a code, and two
+    entities whose neighbours are the same but reached by other relations or in other directions get
+    different rows, which :math:`\tilde{\mathbf{A}}` of :class:`SeedPropagationEncoder` cannot tell
+    apart. One gather and one scatter (PyG's native ``scatter``) over the :math:`2|\mathcal{E}|`
+    directed edges per hop: memory :math:`O(|\mathcal{E}| d)`.
+
+    Args:
+        num_relations (int): Relation types :math:`R` of the KG.
+        dim (int): Width :math:`d` of the rows it propagates.
+
+    Shapes:
+        - **input:** rows :math:`(N, d)`, edge indices :math:`(2, |\mathcal{E}|)` (head, tail), edge
+          types :math:`(|\mathcal{E}|,)`
+        - **output:** :math:`(N, d)` (zero for an entity without edges)
+    """
+
+    def __init__(self, num_relations: int, dim: int) -> None:
+        super().__init__()
+        if num_relations < 1 or dim < 1:
+            raise ValueError(
+                f"RelationReflection needs num_relations >= 1 and dim >= 1, got {num_relations}, {dim}."
+            )
+        self.num_relations = num_relations
+        self.vectors = nn.Embedding(2 * num_relations, dim)
+        self._layout = GraphCache(_directed_layout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Directions :math:`\mathbf{u}_r \sim \mathcal{N}(0, \mathbf{I})` (normalised when used)."""
+        nn.init.normal_(self.vectors.weight)
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_type: Tensor,
+        num_nodes: int | None = None,
+        at: Tensor | None = None,
+        columns: Tensor | None = None,
+    ) -> Tensor:
+        """One hop :math:`(N, d)` of a graph of ``num_nodes`` entities (default: ``x.size(0)``). With
+        ``at`` (sorted, distinct ids), only those rows :math:`(|at|, d)`; with ``columns`` (sorted,
+        distinct ids holding every neighbour of ``at``), ``x`` holds only those entities' rows."""
+        n = x.size(0) if num_nodes is None else num_nodes
+        crow, sender, kind = self._layout(edge_index, n, edge_type, self.num_relations)
+        if at is None:
+            size = n
+            receiver = torch.repeat_interleave(torch.arange(n, device=x.device), crow.diff())
+        else:
+            receiver, offset = row_entries(crow, at)
+            sender, kind, size = sender[offset], kind[offset], at.numel()
+        if columns is not None:
+            sender = torch.searchsorted(columns, sender)
+        u = F.normalize(self.vectors(kind), dim=-1)
+        rows = x[sender]
+        messages = rows - 2.0 * (rows * u).sum(dim=-1, keepdim=True) * u
+        return scatter(messages, receiver, dim=0, dim_size=size, reduce="mean")
+
+    def hops(
+        self, x: Tensor, edge_index: Tensor, edge_type: Tensor, hops: int, rows: Tensor | None = None
+    ) -> list[Tensor]:
+        """``hops`` steps ``x <- normalize(hop(x))`` from ``x`` :math:`(N, d)`, each step's output
+        :math:`(N, d)`; with ``rows`` (sorted, distinct), their rows :math:`(R, d)` only, computed over
+        their neighbourhood (:func:`~mmea_pyg.nn.graph_ops.hop_sets`)."""
+        n = x.size(0)
+        if rows is None:
+            steps = []
+            for _ in range(hops):
+                x = F.normalize(self(x, edge_index, edge_type), dim=-1)
+                steps.append(x)
+            return steps
+        crow, sender, _ = self._layout(edge_index, n, edge_type, self.num_relations)
+        steps, previous = [], None
+        for at in hop_sets(crow, sender, rows, hops):
+            x = F.normalize(self(x, edge_index, edge_type, n, at=at, columns=previous), dim=-1)
+            steps.append(x if at is rows else x[torch.searchsorted(at, rows)])
+            previous = at
+        return steps
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.num_relations}, dim={self.vectors.embedding_dim})"
 
 
 class SeedAnchors(nn.Module):

@@ -302,3 +302,33 @@ def test_switches_without_anything_to_switch_off_on_image_free_data():
         assert structure_of(make(data, f"model.ablations=['{ablation}']")) == full, ablation
     # Control: a switch with something to remove changes the model.
     assert structure_of(make(data, "model.ablations=['w/o CMAE']")) != full
+
+
+@pytest.mark.parametrize("reflection", [False, True])
+@pytest.mark.parametrize("model", ["clamea", "ricea"])
+def test_a_step_on_its_batch_neighbourhood_equals_the_whole_graph_step(model: str, reflection: bool):
+    """The propagation encoder computes a training step's entities over their neighbourhood
+    (partial_structure): the same losses and gradients as the whole-graph pass."""
+    from mmea_pyg.models import build_model
+
+    data = toy_alignment(num_entities=120, seed=3)
+    sets = [f"model.name={model}", "model.relation_reflection=" + str(reflection).lower()]
+    cfg = Config.recommended(model).override(sets)
+    runs = []
+    for partial in (True, False):
+        torch.manual_seed(0)
+        net = build_model(cfg, data)
+        if not partial:
+            net.knowledge.__class__ = type("Whole", (type(net.knowledge),), {"partial_structure": False})
+        assert net.partial_structure is partial
+        pairs = data["source", "aligned", "target"].edge_index[:, :24]
+        losses = net.training_losses(data, pairs, pairs[:, 24:30], torch.Generator().manual_seed(1))
+        sum(losses.values()).backward()
+        runs.append((losses, {n: p.grad for n, p in net.named_parameters() if p.grad is not None}))
+    (part_losses, part_grads), (whole_losses, whole_grads) = runs
+    assert part_losses.keys() == whole_losses.keys()
+    for name in part_losses:
+        torch.testing.assert_close(part_losses[name], whole_losses[name], rtol=1e-5, atol=1e-6)
+    assert part_grads.keys() == whole_grads.keys() and part_grads
+    for name in part_grads:
+        torch.testing.assert_close(part_grads[name], whole_grads[name], rtol=1e-4, atol=1e-6)
