@@ -184,6 +184,11 @@ class TrainConfig:
     iterative_epochs: list[int] = field(default_factory=list)
     iterative_every: int = 20
     iterative_start: int = 20
+    #: Nearest-neighbour search of the pseudo seeds (mutual nearest neighbours among all unaligned
+    #: entities): ``torch`` (exact blocked products), ``faiss`` (exact index), ``faiss-hnsw``
+    #: (approximate: near-linear in the entities, may miss a mutual pair) or ``auto`` (faiss's exact
+    #: index on large graphs when installed); see :func:`mmea_pyg.similarity.top_k_search`.
+    pseudo_search: str = "torch"
     eval_every: int = 5
     #: Stop after this many evaluations without a better validation MRR (0: never).
     patience: int = 0

@@ -459,6 +459,7 @@ def mutual_nearest_neighbours(
     chunk_size: int = 1024,
     csls_k: int = 0,
     sharding: Sharding | None = None,
+    search: str = "torch",
 ) -> Tensor:
     r"""Mutual nearest neighbours among candidate entities (MRAEA's bidirectional pseudo seeds).
 
@@ -482,6 +483,8 @@ def mutual_nearest_neighbours(
         csls_k: ``0`` for cosine, ``k > 0`` for CSLS with ``k`` neighbours.
         sharding: Each rank of a process group scores its block of the query rows and every rank
             gets the whole result (:mod:`mmea_pyg.distributed`); ``None``: this process scores all.
+        search: The nearest-neighbour search of cosine scores (:func:`top_k_search`: ``torch``,
+            ``faiss``, ``faiss-hnsw`` or ``auto``); CSLS and a sharding always use the blocked product.
 
     Returns:
         ``[2, K]`` long tensor of (source index, target index), sorted by source index, on the device
@@ -516,7 +519,13 @@ def mutual_nearest_neighbours(
         r_src = on_rows(lambda r: mean_top_k_similarity(src[r], tgt, csls_k, chunk_size), len(src), sharding)
         r_tgt = on_rows(lambda r: mean_top_k_similarity(tgt[r], src, csls_k, chunk_size), len(tgt), sharding)
 
+    check_search(search)
+
     def best(query: Tensor, cand: Tensor, r_query: Tensor | None, r_cand: Tensor | None) -> Tensor:
+        if search != "torch" and r_query is None and sharding is None:
+            return top_k_search(query, cand, 1, normalise=False, chunk_size=chunk_size, search=search)[1][
+                :, 0
+            ]
         return on_rows(
             lambda r: nearest(query[r], cand, None if r_query is None else r_query[r], r_cand, chunk_size),
             len(query),

@@ -172,3 +172,32 @@ def test_faiss_search_without_faiss_is_one_line(monkeypatch):
         check_search("annoy")
     q, c = _rows(10), _rows(20)
     assert top_k_search(q, c, 3, search="auto")[1].shape == (10, 3)  # auto falls back to the product
+
+
+@pytest.mark.parametrize("search", ["faiss", "faiss-hnsw"])
+def test_mutual_nearest_neighbours_with_faiss_match_the_blocked_search(search: str):
+    pytest.importorskip("faiss")
+    from mmea_pyg.similarity import mutual_nearest_neighbours
+
+    g = torch.Generator().manual_seed(0)
+    src, tgt = torch.randn(300, 16, generator=g), torch.randn(400, 16, generator=g)
+    tgt[:300] = src + 0.05 * torch.randn(300, 16, generator=g)  # 300 clear mutual pairs
+    cands = torch.arange(300), torch.arange(400)
+    exact = mutual_nearest_neighbours(src, tgt, *cands, chunk_size=64)
+    found = mutual_nearest_neighbours(src, tgt, *cands, chunk_size=64, search=search)
+    assert exact.size(1) >= 290
+    same = (found.t().unsqueeze(1) == exact.t().unsqueeze(0)).all(-1).any(1).float().mean()
+    assert found.size(1) == exact.size(1) if search == "faiss" else same >= 0.95
+    if search == "faiss":
+        assert torch.equal(found, exact)
+
+
+def test_pseudo_search_is_checked_before_training(monkeypatch):
+    from mmea_pyg.config import Config
+    from mmea_pyg.data.synthetic import toy_alignment
+    from mmea_pyg.errors import ConfigError
+    from mmea_pyg.training.trainer import Trainer
+
+    cfg = Config().override(["train.pseudo_search=annoy"])
+    with pytest.raises(ConfigError, match="search must be one of"):
+        Trainer(cfg, toy_alignment(num_entities=20, seed=0), progress=False)

@@ -29,12 +29,14 @@ def propose_pseudo_seeds(
     train_pairs: Tensor,
     chunk_size: int = 4096,
     sharding: Sharding | None = None,
+    search: str = "torch",
 ) -> Tensor:
     """Pairs ``[2, K]`` of unaligned entities that are each other's nearest neighbour (cosine).
 
     Called every few epochs; the returned set replaces the previous one, so a pseudo seed is kept
     only while it stays mutual. With a ``sharding`` (a process group), each rank scores its block of
-    the candidates and every rank gets the same pairs.
+    the candidates and every rank gets the same pairs. ``search``: the nearest-neighbour search
+    (:func:`~mmea_pyg.similarity.mutual_nearest_neighbours`; ``train.pseudo_search``).
     """
     was_training = model.training
     model.eval()
@@ -52,6 +54,7 @@ def propose_pseudo_seeds(
             torch.arange(tgt_idx.numel(), device=device),
             chunk_size=chunk_size,
             sharding=sharding,
+            search=search,
         )
         return torch.stack([src_idx[local[0]], tgt_idx[local[1]]])
     finally:

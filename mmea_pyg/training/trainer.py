@@ -43,6 +43,7 @@ from mmea_pyg.evaluation import evaluate_model_embedding
 from mmea_pyg.io import atomic_torch_save, resolve_device
 from mmea_pyg.models import build_model
 from mmea_pyg.models.base import AlignmentModel
+from mmea_pyg.similarity import check_search
 from mmea_pyg.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -141,6 +142,7 @@ class Trainer:
     """
 
     def __init__(self, config: Config, data: HeteroData, progress: bool = True, log_stream=None) -> None:
+        check_search(config.train.pseudo_search, installed=True)  # a missing faiss: before any epoch
         self.config = config
         self.device = resolve_device(config.train.device)
         if init_from_env(self.device) and self.device.type == "cuda":
@@ -375,7 +377,12 @@ class Trainer:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             if self._iterative_due(epoch):
                 self.pseudo_pairs = propose_pseudo_seeds(
-                    self.model, self.data, self.train_pairs, self.config.eval.chunk_size, self.sharding
+                    self.model,
+                    self.data,
+                    self.train_pairs,
+                    self.config.eval.chunk_size,
+                    self.sharding,
+                    self.config.train.pseudo_search,
                 )
                 self.model.update_pseudo_seeds(self.pseudo_pairs)
             losses = self.train_epoch()

@@ -239,3 +239,53 @@ def test_inductive_gcn_encoder_errors_and_reset():
     with pytest.raises(ValueError, match="num_layers >= 0"):
         InductiveGCNEncoder(6, num_layers=-1)
     assert_reset_reinitialises(enc, run=lambda: enc(x, None, GCN_EDGES))
+
+
+def test_relation_reflection_by_hand_and_on_a_few_rows():
+    from mmea_pyg.nn.structure import RelationReflection
+
+    torch.manual_seed(0)
+    module = RelationReflection(num_relations=2, dim=4)
+    x = torch.randn(4, 4)
+    # 0 -r0-> 1, 2 -r1-> 1, 1 -r0-> 3. A head hears its tail with kind r, a tail its head with kind
+    # r + R (R = 2): entity 1 hears 0 (kind 2), 2 (kind 3) and 3 (kind 0); 0 hears 1 (kind 0); 3 hears
+    # 1 (kind 2).
+    edges, types = torch.tensor([[0, 2, 1], [1, 1, 3]]), torch.tensor([0, 1, 0])
+    u = torch.nn.functional.normalize(module.vectors.weight, dim=-1)
+
+    def reflect(v, k):
+        return v - 2 * (v @ u[k]) * u[k]
+
+    out = module(x, edges, types)
+    torch.testing.assert_close(out[1], (reflect(x[0], 2) + reflect(x[2], 3) + reflect(x[3], 0)) / 3)
+    torch.testing.assert_close(out[0], reflect(x[1], 0))
+    torch.testing.assert_close(out[3], reflect(x[1], 2))
+    assert float(out[0].norm()) == pytest.approx(float(x[1].norm()), rel=1e-5)  # a reflection keeps norms
+    # The same neighbour by another relation or in the other direction gives another row.
+    assert not torch.allclose(reflect(x[1], 0), reflect(x[1], 2))
+    # Rows computed alone over their neighbourhood equal the whole graph's, at every hop.
+    rows = torch.tensor([1, 3])
+    whole = module.hops(x, edges, types, hops=2)
+    alone = module.hops(x, edges, types, hops=2, rows=rows)
+    for w, a in zip(whole, alone, strict=True):
+        torch.testing.assert_close(w[rows], a)
+    assert_reset_reinitialises(module, run=lambda: module(x, edges, types))
+
+
+def test_normalised_hops_at_equals_the_whole_graph_hops_and_their_gradients():
+    from mmea_pyg.nn.graph_ops import normalised_hops, normalised_hops_at, row_normalised_operator
+
+    g = torch.Generator().manual_seed(0)
+    n = 300
+    edges = torch.randint(0, n, (2, 900), generator=g)
+    operator = row_normalised_operator(edges, n)
+    x = torch.randn(n, 8, generator=g, requires_grad=True)
+    rows = torch.unique(torch.randint(0, n, (25,), generator=g))
+    whole = normalised_hops(operator, x, 3)
+    alone = normalised_hops_at(operator, x, 3, rows)
+    for w, a in zip(whole, alone, strict=True):
+        torch.testing.assert_close(w[rows], a)
+    weights = torch.randn(3, generator=g)
+    grad_whole = torch.autograd.grad(sum(c * (w[rows] ** 2).sum() for c, w in zip(weights, whole)), x)[0]
+    grad_alone = torch.autograd.grad(sum(c * (a**2).sum() for c, a in zip(weights, alone)), x)[0]
+    torch.testing.assert_close(grad_whole, grad_alone)
