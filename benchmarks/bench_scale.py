@@ -64,7 +64,18 @@ def graph_size(snapshot: int) -> dict[str, int]:
 def _record(tag: str, snapshot: int, what: str, cmd: list[str], out: Path, size: dict, trained) -> dict:
     wall, peak, cpu, _ = run_measured(cmd)
     record = json.loads((out / ALIGNMENT_JSON).read_text())
-    run = record["run"] or trained["run"]
+    run = record["run"]
+    if run is None:  # an add-on row: aligned from the checkpoint of ``trained`` (its summary)
+        trained_fields = {k: trained[k] for k in ("best_epoch", "validation_curve", "machine", "config")}
+        train_wall = 0.0
+    else:
+        trained_fields = {
+            "best_epoch": run["best_epoch"],
+            "validation_curve": [{"epoch": h["epoch"], **h["valid"]} for h in run["history"]],
+            "machine": describe_machine(run["machine"]),
+            "config": run["config"],
+        }
+        train_wall = run["timings"]["train"]
     summary = {
         "tag": tag,
         "snapshot": snapshot,
@@ -72,17 +83,14 @@ def _record(tag: str, snapshot: int, what: str, cmd: list[str], out: Path, size:
         **size,
         "metrics": record["metrics"],
         "options": record["options"],
-        "best_epoch": run["best_epoch"],
-        "validation_curve": [{"epoch": h["epoch"], **h["valid"]} for h in run["history"]],
         "checkpoint": record["checkpoint"],
-        "train_wall_s": run["timings"]["train"] if record["run"] else 0.0,
+        "train_wall_s": train_wall,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "peak_rss_gib": round(peak, 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
-        "machine": describe_machine(run["machine"]),
         "command": display(cmd).replace(str(SHARED), "../shared/ea"),
-        "config": run["config"],
+        **trained_fields,
     }
     SCALE.mkdir(parents=True, exist_ok=True)
     write_text_atomic(SCALE / f"{tag}.json", json.dumps(summary, indent=2) + "\n")
@@ -231,6 +239,7 @@ def _plot(base: list[dict], size: list[int], fits: dict) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         print("matplotlib is not installed (pip install mmea-pyg[plot]): results/scale.png not drawn")
         return
@@ -251,6 +260,7 @@ def _plot(base: list[dict], size: list[int], fits: dict) -> None:
         ax.plot(
             grid, f["coefficient"] * grid ** f["exponent"], ":", color="C2", label=f"∝ x^{f['exponent']:.2f}"
         )
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:.0f}k"))
         ax.set_xlabel("entities + triples (both graphs)")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)

@@ -357,7 +357,9 @@ class KnowledgeEncoder(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def __repr__(self) -> str:
-        extras = [name for name in ("anchors", "relation_context") if getattr(self, name) is not None]
+        extras = [
+            name for name in ("anchors", "relation_context", "reflection") if getattr(self, name) is not None
+        ]
         if self.project["a"].hidden:
             extras.append(f"mlp_hidden={self.project['a'].hidden}")
         return f"{self.__class__.__name__}({self.kind}{''.join(', ' + e for e in extras)})"
