@@ -170,10 +170,7 @@ def top_k_candidates(
     scores, index = top_k_search(
         q, c, k, normalise=False, chunk_size=chunk_size, csls=csls, bar=bar, search=search
     )
-    if csls is None and search != "torch":  # each candidate's best query
-        back = top_k_search(c, q, 1, normalise=False, chunk_size=chunk_size, search=search)[1][:, 0]
-    else:
-        back = nearest(c, q, r_c, r_q, chunk_size)
+    back = nearest(c, q, r_c, r_q, chunk_size, search)  # each candidate's best query
     if bar is not None:
         bar.update(c.size(0))
     rows = torch.arange(q.size(0), device=q.device)

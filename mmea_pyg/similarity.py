@@ -139,9 +139,18 @@ def mean_top_k_similarity(query: Tensor, cand: Tensor, k: int, chunk_size: int) 
 
 
 def nearest(
-    query: Tensor, cand: Tensor, r_query: Tensor | None, r_cand: Tensor | None, chunk_size: int
+    query: Tensor,
+    cand: Tensor,
+    r_query: Tensor | None,
+    r_cand: Tensor | None,
+    chunk_size: int,
+    search: str = "torch",
 ) -> Tensor:
-    """Column of the best-scoring candidate for every query row; ties go to the lowest column."""
+    """Column of the best-scoring candidate for every query row; ties go to the lowest column. Cosine
+    scores (no CSLS terms) with a ``search`` other than ``torch`` go through :func:`top_k_search`
+    (faiss: ties in the index's order; HNSW: approximate)."""
+    if search != "torch" and r_query is None and r_cand is None:
+        return top_k_search(query, cand, 1, normalise=False, chunk_size=chunk_size, search=search)[1][:, 0]
     out = torch.empty(query.size(0), dtype=torch.long, device=query.device)
     for start in range(0, query.size(0), chunk_size):
         stop = start + chunk_size
@@ -521,13 +530,13 @@ def mutual_nearest_neighbours(
 
     check_search(search)
 
+    blocked = search if sharding is None else "torch"  # a sharding scores its blocks by products
+
     def best(query: Tensor, cand: Tensor, r_query: Tensor | None, r_cand: Tensor | None) -> Tensor:
-        if search != "torch" and r_query is None and sharding is None:
-            return top_k_search(query, cand, 1, normalise=False, chunk_size=chunk_size, search=search)[1][
-                :, 0
-            ]
         return on_rows(
-            lambda r: nearest(query[r], cand, None if r_query is None else r_query[r], r_cand, chunk_size),
+            lambda r: nearest(
+                query[r], cand, None if r_query is None else r_query[r], r_cand, chunk_size, blocked
+            ),
             len(query),
             sharding,
         )

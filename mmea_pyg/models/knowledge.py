@@ -291,16 +291,15 @@ class KnowledgeEncoder(nn.Module):
                 codes = self.anchors(seeds, sizes)[SIDES.index(side)]
         if not isinstance(self.encoder, SeedPropagationEncoder):
             context, codes = codes, None  # the GAT / GCN encoders add the codes at their input
+        relation = None
+        if self.relation_context is not None:
+            relation = self.relation_context[side](
+                edges.edge_index, edges.edge_type, data[side].num_nodes, rows
+            )
         if codes is not None:  # the propagation encoder reads the relation graph only
-            relation = None
-            if self.relation_context is not None:
-                relation = self.relation_context[side](
-                    edges.edge_index, edges.edge_type, data[side].num_nodes, rows
-                )
             reflection = None if self.reflection is None else self.reflection[side]
             return self.encoder(edges.edge_index, codes, relation, reflection, edges.edge_type, rows)
-        if self.relation_context is not None:
-            relation = self.relation_context[side](edges.edge_index, edges.edge_type, data[side].num_nodes)
+        if relation is not None:
             context = relation if context is None else context + relation
         return self.encoder(data[side].x_attr, data[side].attr_mask, edges.edge_index, context)
 

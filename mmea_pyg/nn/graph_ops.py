@@ -35,6 +35,7 @@ __all__ = [
     "normalised_hops",
     "hop_sets",
     "normalised_hops_at",
+    "propagate_at",
     "row_entries",
     "relation_context",
     "relation_incidence",
@@ -195,11 +196,23 @@ def normalised_hops_at(operator: tuple[Tensor, Tensor], x: Tensor, hops: int, ro
     on :math:`S_k = \text{rows} \cup \text{neighbours}(S_{k+1})` (:math:`S_K` = ``rows``), so the cost is
     that of the rows' :math:`K`-hop neighbourhood, not of the graph; ``x`` :math:`(N, d)` is read at
     :math:`S_1`'s neighbours only."""
-    matrix = operator[0]
+    matrix, n = operator[0], x.size(0)
+    sets = hop_sets(matrix.crow_indices(), matrix.col_indices(), rows, hops)
+    return propagate_at(
+        lambda h, at, cols: sparse_matmul(_rows_operator(matrix, at, cols, n), h), x, sets, rows
+    )
+
+
+def propagate_at(
+    step: Callable[[Tensor, Any, Any], Tensor], x: Tensor, sets: list, rows: Tensor | None
+) -> list[Tensor]:
+    """The steps ``x <- normalize(step(x, at, columns))`` over ``sets`` (:func:`hop_sets`, first step
+    first), each step's rows ``rows``: ``step`` computes the rows ``at`` from ``x`` holding the rows
+    ``columns`` (the previous set; ``None`` at the first step: all of them). With ``rows=None`` and
+    ``sets = [None] * hops``, every step is computed on every row."""
     steps, previous = [], None
-    for at in hop_sets(matrix.crow_indices(), matrix.col_indices(), rows, hops):
-        step = _rows_operator(matrix, at, previous, x.size(0))
-        x = F.normalize(sparse_matmul(step, x), dim=-1)
+    for at in sets:
+        x = F.normalize(step(x, at, previous), dim=-1)
         steps.append(x if at is rows else x[torch.searchsorted(at, rows)])
         previous = at
     return steps

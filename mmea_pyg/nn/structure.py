@@ -33,6 +33,7 @@ from mmea_pyg.nn.graph_ops import (
     hop_sets,
     normalised_hops,
     normalised_hops_at,
+    propagate_at,
     relation_context,
     relation_incidence,
     row_entries,
@@ -505,17 +506,17 @@ class RelationContext(nn.Module):
 
 def _directed_layout(
     edge_index: Tensor, num_nodes: int, edge_type: Tensor, num_relations: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The messages of :class:`RelationReflection` sorted by receiver: row pointers :math:`(N + 1,)`,
-    and the sender and kind of each of the :math:`2|\\mathcal{E}|` messages (kind ``r``: from the
-    tail along relation ``r``; ``r + R``: from the head, against it)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""The messages of :class:`RelationReflection` sorted by receiver: row pointers :math:`(N + 1,)`,
+    and the receiver, sender and kind of each of the :math:`2|\mathcal{E}|` messages (kind ``r``: from
+    the tail along relation ``r``; ``r + R``: from the head, against it)."""
     head, tail = edge_index
     receiver = torch.cat([head, tail])
     order = torch.argsort(receiver, stable=True)
     sender = torch.cat([tail, head])[order]
     kind = torch.cat([edge_type, edge_type + num_relations])[order]
     counts = torch.bincount(receiver, minlength=num_nodes)
-    return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), sender, kind
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), receiver[order], sender, kind
 
 
 class RelationReflection(nn.Module):
@@ -572,10 +573,9 @@ class RelationReflection(nn.Module):
         ``at`` (sorted, distinct ids), only those rows :math:`(|at|, d)`; with ``columns`` (sorted,
         distinct ids holding every neighbour of ``at``), ``x`` holds only those entities' rows."""
         n = x.size(0) if num_nodes is None else num_nodes
-        crow, sender, kind = self._layout(edge_index, n, edge_type, self.num_relations)
+        crow, receiver, sender, kind = self._layout(edge_index, n, edge_type, self.num_relations)
         if at is None:
             size = n
-            receiver = torch.repeat_interleave(torch.arange(n, device=x.device), crow.diff())
         else:
             receiver, offset = row_entries(crow, at)
             sender, kind, size = sender[offset], kind[offset], at.numel()
@@ -594,18 +594,13 @@ class RelationReflection(nn.Module):
         their neighbourhood (:func:`~mmea_pyg.nn.graph_ops.hop_sets`)."""
         n = x.size(0)
         if rows is None:
-            steps = []
-            for _ in range(hops):
-                x = F.normalize(self(x, edge_index, edge_type), dim=-1)
-                steps.append(x)
-            return steps
-        crow, sender, _ = self._layout(edge_index, n, edge_type, self.num_relations)
-        steps, previous = [], None
-        for at in hop_sets(crow, sender, rows, hops):
-            x = F.normalize(self(x, edge_index, edge_type, n, at=at, columns=previous), dim=-1)
-            steps.append(x if at is rows else x[torch.searchsorted(at, rows)])
-            previous = at
-        return steps
+            sets = [None] * hops
+        else:
+            crow, _, sender, _ = self._layout(edge_index, n, edge_type, self.num_relations)
+            sets = hop_sets(crow, sender, rows, hops)
+        return propagate_at(
+            lambda h, at, columns: self(h, edge_index, edge_type, n, at=at, columns=columns), x, sets, rows
+        )
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.num_relations}, dim={self.vectors.embedding_dim})"
