@@ -129,6 +129,10 @@ class ModelConfig:
     anchor_hops: int = 2
     #: With ``anchors``: pseudo seeds of the iterative strategy become anchors too (until replaced).
     anchor_pseudo: bool = False
+    #: With ``structure == "propagation"``: weight of an anchor's own code in its embedding (LightEA's
+    #: layer-0 label; needs ``anchor_dim == dim``). 0: an entity is described by its neighbourhood
+    #: alone, so structural twins tie; see :class:`~mmea_pyg.nn.structure.SeedPropagationEncoder`.
+    anchor_self: float = 0.0
     #: Relation-type features (inductive encoders only): each entity's mean direction-aware
     #: relation-type embedding (one table per KG) is added at the encoder's input.
     relation_context: bool = False
@@ -184,6 +188,11 @@ class TrainConfig:
     iterative_epochs: list[int] = field(default_factory=list)
     iterative_every: int = 20
     iterative_start: int = 20
+    #: Mutual-nearest-neighbour passes of one pseudo-seed round (at most): each further pass pairs,
+    #: among the entities the passes before it left unpaired, those whose best candidates tie (the
+    #: other member of a group of structural twins); 1: one pass, MRAEA's mutual nearest neighbours.
+    #: See :func:`~mmea_pyg.training.iterative.propose_pseudo_seeds`.
+    pseudo_bootstrap: int = 1
     #: Nearest-neighbour search of the pseudo seeds (mutual nearest neighbours among all unaligned
     #: entities): ``torch`` (exact blocked products), ``faiss`` (exact index), ``faiss-hnsw``
     #: (approximate: near-linear in the entities, may miss a mutual pair) or ``auto`` (faiss's exact
@@ -386,13 +395,14 @@ def _known_keys(config: Config) -> str:
 
 #: Lower bounds of the values a run cannot start without (checked when a config is built, so that a
 #: bad ``--set``/YAML value is refused before any folder is created or any data is built).
-AT_LEAST = {"train.epochs": 1, "train.eval_every": 1}
+AT_LEAST = {"train.epochs": 1, "train.eval_every": 1, "train.pseudo_bootstrap": 1, "model.anchor_self": 0.0}
 
 
 def _check_minimum(key: str, value: Any, where: str) -> None:
     low = AT_LEAST.get(key)
     if low is not None and value < low:
-        raise ConfigError(f"{where}: must be at least {low}, got {value!r} (e.g. --set {key}={max(low, 10)})")
+        example = max(low, 10) if isinstance(low, int) else low
+        raise ConfigError(f"{where}: must be at least {low}, got {value!r} (e.g. --set {key}={example})")
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:

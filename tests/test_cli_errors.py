@@ -204,6 +204,7 @@ def test_options_out_of_range_are_refused_before_anything_runs(case: str, in_tmp
     [
         ["train", "--set", "train.epochs=0"],
         ["train", "--set", "train.eval_every=0"],
+        ["train", "--set", "train.pseudo_bootstrap=0"],
         ["align", "fb15k-db15k", "--set", "train.epochs=-1"],
     ],
 )

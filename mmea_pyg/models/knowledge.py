@@ -81,6 +81,12 @@ def _check_options(model: ModelConfig, train: TrainConfig) -> None:
         )
     if model.relation_reflection and model.structure != "propagation":
         raise ConfigError("model.relation_reflection=true needs model.structure=propagation")
+    if model.anchor_self > 0 and (model.structure != "propagation" or model.anchor_dim != model.dim):
+        raise ConfigError(
+            f"model.anchor_self={model.anchor_self} adds an anchor's own code to its embedding: it needs "
+            f"model.structure=propagation and model.anchor_dim equal to model.dim ({model.dim}), got "
+            f"structure={model.structure}, anchor_dim={model.anchor_dim}"
+        )
     if model.anchor_pseudo and not model.anchors:
         raise ConfigError("model.anchor_pseudo=true needs model.anchors=true")
     if not 0.0 < train.anchor_holdout < 1.0:
@@ -111,7 +117,9 @@ def _relational_encoder(model: ModelConfig, sizes: GraphSizes, relations: dict[s
     if structure == "gcn-attr":
         return InductiveGCNEncoder(sizes.attr_dim, dim, num_layers=model.gat_layers)
     if structure == "propagation":
-        return SeedPropagationEncoder(code_dim=model.anchor_dim, dim=dim, hops=model.anchor_hops)
+        return SeedPropagationEncoder(
+            code_dim=model.anchor_dim, dim=dim, hops=model.anchor_hops, self_weight=model.anchor_self
+        )
     return nn.ModuleDict(
         {
             side: GATEncoder(

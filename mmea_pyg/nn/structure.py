@@ -370,12 +370,12 @@ class SeedPropagationEncoder(nn.Module):
         \mathbf{C}^{(k)} = \mathrm{normalize}\bigl(\tilde{\mathbf{A}}\,\mathbf{C}^{(k-1)}\bigr),
         \qquad
         \mathbf{h} = \mathbf{W}\,[\mathbf{C}^{(1)} \,\|\, \dots \,\|\, \mathbf{C}^{(K)}
-        \,\|\, \mathbf{X}] + \mathbf{b},
+        \,\|\, \mathbf{X}] + \mathbf{b} + \lambda\,\mathbf{C}^{(0)},
 
     where the codes :math:`\mathbf{C}^{(0)}` come from :class:`SeedAnchors` (a learned row per seed
     pair, the same on both sides, zero on other entities), :math:`\tilde{\mathbf{A}}` is the
-    row-normalised adjacency of the undirected relation graph without self loops (an entity is
-    described by the seeds around it, not by its own code), rows are L2-normalised after each hop, and
+    row-normalised adjacency of the undirected relation graph without self loops (the hops describe
+    an entity by the seeds around it, not by its own code), rows are L2-normalised after each hop, and
     :math:`\mathbf{X}` is an optional context (relation-type features of :class:`RelationContext`;
     zero without). It reads the relation graph only: attribute and image features are other
     modalities. Two entities whose neighbourhoods hold the same seeds get the same hop blocks in both
@@ -383,10 +383,19 @@ class SeedPropagationEncoder(nn.Module):
     match. One hop is one sparse product (cached CSR), so a training step costs milliseconds of graph
     work.
 
+    The last term (``self_weight`` :math:`\lambda`, ``model.anchor_self``; 0 by default) is LightEA's
+    layer-0 label: an anchor (a training seed, or a pseudo seed kept as an anchor) carries the code it
+    shares with its counterpart. It tells apart entities that no neighbourhood can (structural twins,
+    :mod:`mmea_pyg.data.twins`) once the iterative strategy has paired them one to one. The codes of
+    the pairs a training step scores are hidden, so the term takes no part in a loss: it acts in
+    evaluation and in pseudo-seed mining.
+
     Args:
         code_dim (int): Width of the seed codes. (default: :obj:`100`)
         dim (int, optional): Output size :math:`d` (and width of the context). (default: :obj:`100`)
         hops (int, optional): Propagation steps :math:`K \geq 1`. (default: :obj:`2`)
+        self_weight (float, optional): :math:`\lambda \geq 0`, the weight of an entity's own code;
+            needs ``code_dim == dim``. (default: :obj:`0.0`)
 
     Shapes:
         - **input:** edge indices :math:`(2, |\mathcal{E}|)`, codes :math:`(N, \text{code\_dim})`,
@@ -394,13 +403,18 @@ class SeedPropagationEncoder(nn.Module):
         - **output:** entity embeddings :math:`(N, d)`
     """
 
-    def __init__(self, code_dim: int = 100, dim: int = 100, hops: int = 2) -> None:
+    def __init__(self, code_dim: int = 100, dim: int = 100, hops: int = 2, self_weight: float = 0.0) -> None:
         super().__init__()
         if dim < 1 or code_dim < 1 or hops < 1:
             raise ValueError(
                 f"SeedPropagationEncoder needs dim, code_dim, hops >= 1, got {dim}, {code_dim}, {hops}."
             )
-        self.code_dim, self.dim, self.hops = code_dim, dim, hops
+        if self_weight < 0 or (self_weight > 0 and code_dim != dim):
+            raise ValueError(
+                f"SeedPropagationEncoder: self_weight must be >= 0 and needs code_dim == dim, got "
+                f"{self_weight}, code_dim={code_dim}, dim={dim}."
+            )
+        self.code_dim, self.dim, self.hops, self.self_weight = code_dim, dim, hops, self_weight
         self.out = nn.Linear(hops * code_dim + dim, dim)
         self._operator = GraphCache(row_normalised_operator)
         self.reset_parameters()
@@ -449,10 +463,14 @@ class SeedPropagationEncoder(nn.Module):
             blocks = normalised_hops(self._operator(edge_index, n), codes, self.hops)
         else:
             blocks = normalised_hops_at(self._operator(edge_index, n), codes, self.hops, rows)
-        return self.out(torch.cat([*blocks, context], dim=-1))
+        out = self.out(torch.cat([*blocks, context], dim=-1))
+        if self.self_weight > 0:
+            out = out + self.self_weight * (codes if rows is None else codes[rows])
+        return out
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(code_dim={self.code_dim}, dim={self.dim}, hops={self.hops})"
+        own = f", self_weight={self.self_weight}" if self.self_weight else ""
+        return f"{self.__class__.__name__}(code_dim={self.code_dim}, dim={self.dim}, hops={self.hops}{own})"
 
 
 class RelationContext(nn.Module):

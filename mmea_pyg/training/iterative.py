@@ -4,13 +4,83 @@ neighbours among the entities without a training seed become pseudo seeds."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from mmea_pyg.data.splits import unpaired_entities
 from mmea_pyg.distributed import Sharding
 from mmea_pyg.models.base import AlignmentModel
-from mmea_pyg.similarity import mutual_nearest_neighbours
+from mmea_pyg.similarity import mutual_nearest_neighbours, nearest, on_rows, top_k_search
+
+#: Two cosines closer than this are a tie (:func:`propose_pseudo_seeds`): identical rows give scores that
+#: differ only by float rounding (about 1e-7 per product), distinct entities almost never come this close.
+TIE = 1e-5
+
+
+def _tied_passes(
+    first: Tensor,
+    src_emb: Tensor,
+    tgt_emb: Tensor,
+    passes: int,
+    chunk_size: int,
+    sharding: Sharding | None,
+    search: str,
+) -> Tensor:
+    """The first pass's pairs ``first`` :math:`(2, K)` (rows of ``src_emb`` / ``tgt_emb``) and those of
+    up to ``passes`` further passes (:func:`propose_pseudo_seeds`). A further pair has an entity that
+    ties at its best score over the whole pool, so each pass queries those entities alone: after one
+    search of every entity's two best candidates, a pass costs (tied entities) x (pool), not
+    (pool) x (pool)."""
+    search = search if sharding is None else "torch"
+    unit = [F.normalize(e.float(), dim=-1) for e in (src_emb, tgt_emb)]
+    best = []
+    for query, cand in ((unit[0], unit[1]), (unit[1], unit[0])):
+        top = on_rows(
+            lambda rows, q=query, c=cand: top_k_search(
+                q[rows], c, 2, normalise=False, chunk_size=chunk_size, search=search
+            )[0],
+            query.size(0),
+            sharding,
+        )
+        tie = (
+            top[:, 0] - top[:, 1] <= TIE if top.size(1) > 1 else torch.zeros_like(top[:, 0], dtype=torch.bool)
+        )
+        best.append((top[:, 0], tie))
+    free = [torch.ones(e.size(0), dtype=torch.bool, device=first.device) for e in unit]
+    found = [first]
+    for _ in range(passes):
+        for side in (0, 1):
+            free[side][found[-1][side]] = False
+        pool = [f.nonzero().view(-1) for f in free]
+        if pool[0].numel() == 0 or pool[1].numel() == 0:
+            break
+        kept = []
+        for side in (0, 1):  # pairs whose side-``side`` entity ties at its best
+            other = 1 - side
+            queries = (free[side] & best[side][1]).nonzero().view(-1)
+            partner = _nearest_among(unit[side], queries, unit[other], pool[other], chunk_size, sharding)
+            back = _nearest_among(unit[other], partner, unit[side], pool[side], chunk_size, sharding)
+            score = (unit[side][queries] * unit[other][partner]).sum(dim=-1)
+            keep = (back == queries) & (score >= best[side][0][queries] - TIE)
+            pair = (queries[keep], partner[keep])
+            kept.append(torch.stack(pair if side == 0 else pair[::-1]))
+        new = torch.unique(torch.cat(kept, dim=1), dim=1)
+        if new.size(1) == 0:
+            break
+        found.append(new)
+    return torch.cat(found, dim=1)
+
+
+def _nearest_among(
+    query: Tensor, rows: Tensor, cand: Tensor, pool: Tensor, chunk_size: int, sharding: Sharding | None
+) -> Tensor:
+    """For each of the ``rows`` of L2-normalised ``query``, the row of ``cand`` among ``pool`` that it
+    scores best (ties: the lowest row), as a row of ``cand`` :math:`(R,)`."""
+    if rows.numel() == 0:
+        return rows
+    q, c = query[rows], cand[pool]
+    return pool[on_rows(lambda r: nearest(q[r], c, None, None, chunk_size), q.size(0), sharding)]
 
 
 def unaligned_candidates(data: HeteroData, train_pairs: Tensor) -> tuple[Tensor, Tensor]:
@@ -30,6 +100,7 @@ def propose_pseudo_seeds(
     chunk_size: int = 4096,
     sharding: Sharding | None = None,
     search: str = "torch",
+    passes: int = 1,
 ) -> Tensor:
     """Pairs ``[2, K]`` of unaligned entities that are each other's nearest neighbour (cosine).
 
@@ -37,7 +108,22 @@ def propose_pseudo_seeds(
     only while it stays mutual. With a ``sharding`` (a process group), each rank scores its block of
     the candidates and every rank gets the same pairs. ``search``: the nearest-neighbour search
     (:func:`~mmea_pyg.similarity.mutual_nearest_neighbours`; ``train.pseudo_search``).
+
+    With ``passes > 1`` (``train.pseudo_bootstrap``) each further pass looks for mutual nearest
+    neighbours among the entities the passes before it left over (LightEA's bootstrapping with the
+    matched entities removed from the pool), and keeps a pair only if one of its two entities had
+    several candidates tied at its best score over the whole pool (within :data:`TIE`) and its partner
+    is one of them: an entity whose first choice was taken by a candidate it cannot tell from its
+    partner. That pairs every member of a group of structural twins (:mod:`mmea_pyg.data.twins`), one
+    to one, where one pass pairs only the first (ties go to the lowest index); an entity whose best
+    candidate was simply taken by a closer pair stays unpaired (measured on FB15K-DB15K, where
+    entities have no twins, such second-pass pairs were right for a third of them). Only entities that
+    tie at their best are queried in those passes, so they cost little beyond one search of every
+    entity's two best candidates. A pass that pairs nothing ends the round. Each source and each target
+    is in at most one pair.
     """
+    if passes < 1:
+        raise ValueError(f"propose_pseudo_seeds: passes must be >= 1, got {passes}.")
     was_training = model.training
     model.eval()
     try:
@@ -46,7 +132,7 @@ def propose_pseudo_seeds(
         src_idx, tgt_idx = src_idx.to(device), tgt_idx.to(device)
         src_emb = model.embed(data, "source", src_idx, chunk_size)
         tgt_emb = model.embed(data, "target", tgt_idx, chunk_size)
-        # Embeddings of the candidates only: map local rows back to entity ids.
+        # Embeddings of the candidates only: local rows, mapped back to entity ids at the end.
         local = mutual_nearest_neighbours(
             src_emb,
             tgt_emb,
@@ -56,6 +142,8 @@ def propose_pseudo_seeds(
             sharding=sharding,
             search=search,
         )
+        if passes > 1 and local.size(1):
+            local = _tied_passes(local, src_emb, tgt_emb, passes - 1, chunk_size, sharding, search)
         return torch.stack([src_idx[local[0]], tgt_idx[local[1]]])
     finally:
         model.train(was_training)

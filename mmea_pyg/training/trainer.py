@@ -383,6 +383,7 @@ class Trainer:
                     self.config.eval.chunk_size,
                     self.sharding,
                     self.config.train.pseudo_search,
+                    self.config.train.pseudo_bootstrap,
                 )
                 self.model.update_pseudo_seeds(self.pseudo_pairs)
             losses = self.train_epoch()

@@ -192,6 +192,25 @@ def test_pseudo_anchors_are_kept_in_the_checkpoint_state(data):
         make(data, "model.structure=gat-attr", "model.anchor_pseudo=true")
 
 
+def test_anchor_self_needs_the_propagation_encoder_with_codes_as_wide_as_the_embedding(data):
+    model = make(
+        data,
+        "model.structure=propagation",
+        "model.anchors=true",
+        "model.anchor_dim=100",
+        "model.anchor_self=0.3",
+    )
+    assert model.knowledge.encoder.self_weight == 0.3
+    for sets in (
+        [*ANCHORED, "model.anchor_self=0.3"],
+        ["model.structure=propagation", "model.anchors=true", "model.anchor_dim=64", "model.anchor_self=0.3"],
+    ):
+        with pytest.raises(ConfigError, match="anchor_self=0.3 adds an anchor's own code"):
+            make(data, *sets)
+    with pytest.raises(ConfigError, match="model.anchor_self: must be at least 0.0"):
+        make(data, "model.anchor_self=-1")
+
+
 def test_propagated_anchors(data):
     model = make(data, *ANCHORED, "model.anchor_features=propagated", "model.anchor_dim=32")
     assert "AnchorPropagation" in repr(model.knowledge.anchors)

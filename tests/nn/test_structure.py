@@ -293,3 +293,23 @@ def test_normalised_hops_at_equals_the_whole_graph_hops_and_their_gradients():
     )[0]
     grad_alone = torch.autograd.grad(sum(c * (a**2).sum() for c, a in zip(weights, alone, strict=True)), x)[0]
     torch.testing.assert_close(grad_whole, grad_alone)
+
+
+def test_seed_propagation_self_weight_adds_an_anchors_own_code_and_nothing_else():
+    from mmea_pyg.nn.structure import SeedPropagationEncoder
+
+    torch.manual_seed(0)
+    codes = torch.zeros(4, 6)
+    codes[1] = torch.randn(6)  # entity 1 is an anchor; the others carry no code
+    plain = SeedPropagationEncoder(code_dim=6, dim=6, hops=2)
+    own = SeedPropagationEncoder(code_dim=6, dim=6, hops=2, self_weight=0.5)
+    own.load_state_dict(plain.state_dict())  # the weight is a setting, not a parameter
+    base, out = plain(EDGE_INDEX, codes), own(EDGE_INDEX, codes)
+    torch.testing.assert_close(out - base, 0.5 * codes)
+    assert torch.equal(out[[0, 2, 3]], base[[0, 2, 3]])  # entities without a code are unchanged
+    rows = torch.tensor([1, 3])
+    torch.testing.assert_close(own(EDGE_INDEX, codes, rows=rows), out[rows])
+    assert "self_weight=0.5" in repr(own) and "self_weight" not in repr(plain)
+    for bad in ({"self_weight": -0.1}, {"self_weight": 0.5, "code_dim": 8}):
+        with pytest.raises(ValueError, match="self_weight"):
+            SeedPropagationEncoder(**{"code_dim": 6, "dim": 6, **bad})

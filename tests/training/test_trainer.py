@@ -215,3 +215,42 @@ def test_a_fresh_run_starts_a_new_metrics_log_and_a_resumed_one_appends(data, tm
     resumed.resume()
     resumed.fit()
     assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [5, 10]
+
+
+class _FixedEmbedding(torch.nn.Module):
+    """A model stand-in whose embeddings are given: what propose_pseudo_seeds reads of a model."""
+
+    def __init__(self, source: torch.Tensor, target: torch.Tensor) -> None:
+        super().__init__()
+        self.vectors = {"source": source, "target": target}
+
+    def embed(self, data, side, index, chunk_size):
+        return self.vectors[side][index]
+
+
+def test_pseudo_seed_passes_pair_twins_one_to_one_and_nothing_else():
+    from torch_geometric.data import HeteroData
+
+    data = HeteroData()
+    data["source"].num_nodes, data["target"].num_nodes = 6, 6
+    train = torch.tensor([[4], [4]])  # a training pair: never a candidate
+    # Sources 0 and 1 are twins (one vector), as are targets 0 and 1; 2 and 3 are plainly matched.
+    # Source 5's best candidates (targets 0 and 1) are taken by the twins; target 5 prefers source 5.
+    source = torch.tensor(
+        [[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 1.0, 1.0], [0.9, 0.1, 0]]
+    )
+    target = torch.tensor(
+        [[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0.1], [0, 0.1, 1.0], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]]
+    )
+    model = _FixedEmbedding(source, target)
+
+    def found(passes):
+        pairs = propose_pseudo_seeds(model, data, train, passes=passes)
+        return sorted(map(tuple, pairs.t().tolist()))
+
+    assert found(1) == [(0, 0), (2, 2), (3, 3)]  # one of the twins: ties go to the lowest index
+    # The other twin in the second pass. Sources 5 and target 5 are mutual in the third, but neither
+    # ties at its best with the other: source 5 was outscored, not tied, so it stays unpaired.
+    assert found(2) == found(8) == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    with pytest.raises(ValueError, match="passes"):
+        propose_pseudo_seeds(model, data, train, passes=0)
