@@ -30,28 +30,37 @@ def _tied_passes(
     """The first pass's pairs ``first`` :math:`(2, K)` (rows of ``src_emb`` / ``tgt_emb``) and those of
     up to ``passes`` further passes (:func:`propose_pseudo_seeds`). A further pair has an entity that
     ties at its best score over the whole pool, so each pass queries those entities alone: after one
-    search of every entity's two best candidates, a pass costs (tied entities) x (pool), not
-    (pool) x (pool)."""
+    search of the two best candidates of each entity the first pass left free, a pass costs
+    (tied entities) x (pool), not (pool) x (pool)."""
     search = search if sharding is None else "torch"
     unit = [F.normalize(e.float(), dim=-1) for e in (src_emb, tgt_emb)]
+    free = [torch.ones(e.size(0), dtype=torch.bool, device=first.device) for e in unit]
+    for side in (0, 1):
+        free[side][first[side]] = False
+    # Only an entity the first pass left free is ever queried again: its best score over the whole
+    # pool and whether a second candidate ties with it (the others keep -inf and False).
     best = []
-    for query, cand in ((unit[0], unit[1]), (unit[1], unit[0])):
+    for side in (0, 1):
+        rows, cand = free[side].nonzero().view(-1), unit[1 - side]
+        query = unit[side][rows]
         top = on_rows(
-            lambda rows, q=query, c=cand: top_k_search(
-                q[rows], c, 2, normalise=False, chunk_size=chunk_size, search=search
+            lambda r, q=query, c=cand: top_k_search(
+                q[r], c, 2, normalise=False, chunk_size=chunk_size, search=search
             )[0],
-            query.size(0),
+            rows.numel(),
             sharding,
         )
-        tie = (
-            top[:, 0] - top[:, 1] <= TIE if top.size(1) > 1 else torch.zeros_like(top[:, 0], dtype=torch.bool)
-        )
-        best.append((top[:, 0], tie))
-    free = [torch.ones(e.size(0), dtype=torch.bool, device=first.device) for e in unit]
+        value = torch.full_like(free[side], float("-inf"), dtype=top.dtype)
+        tie = torch.zeros_like(free[side])
+        value[rows] = top[:, 0]
+        if top.size(1) > 1:  # a single candidate ties with nothing
+            tie[rows] = top[:, 0] - top[:, 1] <= TIE
+        best.append((value, tie))
     found = [first]
-    for _ in range(passes):
-        for side in (0, 1):
-            free[side][found[-1][side]] = False
+    for index in range(passes):
+        if index > 0:
+            for side in (0, 1):
+                free[side][found[-1][side]] = False
         pool = [f.nonzero().view(-1) for f in free]
         if pool[0].numel() == 0 or pool[1].numel() == 0:
             break
