@@ -7,7 +7,7 @@ import re
 import shlex
 import statistics
 
-from run_bench import REPO, RESULTS, write_text_atomic
+from run_bench import REPO, RESULTS, stale_width_note, write_text_atomic
 
 from mmea_pyg.config import ABLATIONS
 from mmea_pyg.data.registry import DATASETS
@@ -120,6 +120,9 @@ def _ablation_section(records: list[dict]) -> list[str]:
         f"seed spread (max - min Hits@1) is {spread:.4f}: a switch's difference counts as an effect only "
         "beyond it.",
         "",
+        *stale_width_note(
+            [r.get("config", {}) for r in full], full[0].get("config_file") or "clamea", "make ablation"
+        ),
         "| switch | seeds | H@1 | MRR | CSLS H@1 | ΔH@1 | ΔMRR | effect? | paper ΔH@1 | paper ΔMRR |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]

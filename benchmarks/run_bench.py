@@ -35,6 +35,27 @@ MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
 write_text_atomic = atomic_write_text
 
 
+def stale_width_note(configs: list[dict], preset: str, rerun: str) -> list[str]:
+    """Markdown lines saying that rows made with ``configs`` (their saved run configs) used another
+    ``model.dim`` than the shipped ``preset`` has today, so they are stale until ``rerun``; no line
+    when they agree or ``preset`` is not a shipped preset."""
+    from mmea_pyg.config import Config
+    from mmea_pyg.presets import preset_path
+
+    path = preset_path(preset)
+    widths = sorted({c.get("model", {}).get("dim") for c in configs} - {None})
+    if path is None or not widths:
+        return []
+    today = Config.load(path).model.dim
+    if widths == [today]:
+        return []
+    return [
+        f"**Stale.** These rows were made with `model.dim` = {', '.join(map(str, widths))}; the `{preset}` "
+        f"preset now uses {today}. Rerun `{rerun}` to refresh them.",
+        "",
+    ]
+
+
 def run(cmd: list[str]) -> tuple[float, float, str]:
     """Run ``cmd``; return (wall seconds, peak RSS GiB of this child, stdout)."""
     wall, peak, _, stdout = run_measured(cmd)

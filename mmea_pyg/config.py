@@ -140,6 +140,11 @@ class ModelConfig:
     #: relation and direction (:class:`~mmea_pyg.nn.structure.RelationReflection`, one table per KG)
     #: instead of the plain mean over the undirected graph.
     relation_reflection: bool = False
+    #: With ``structure == "propagation"``: width of LightEA's relation view over the seed codes (each
+    #: entity sums, over its edges, the product of the relation's features, taken from the codes of the
+    #: entities it leaves, and the neighbour's codes; :class:`~mmea_pyg.nn.relation_view.RelationView`),
+    #: an input of the read-out. 0: off.
+    relation_view: int = 0
     #: CLAMEA's DMMG: reconstruct detached embeddings, so that L_vae trains the VAEs only and does not
     #: pull the modality embeddings towards what a VAE reconstructs easily (the paper trains jointly).
     detach_vae_targets: bool = False
@@ -395,7 +400,13 @@ def _known_keys(config: Config) -> str:
 
 #: Lower bounds of the values a run cannot start without (checked when a config is built, so that a
 #: bad ``--set``/YAML value is refused before any folder is created or any data is built).
-AT_LEAST = {"train.epochs": 1, "train.eval_every": 1, "train.pseudo_bootstrap": 1, "model.anchor_self": 0.0}
+AT_LEAST = {
+    "train.epochs": 1,
+    "train.eval_every": 1,
+    "train.pseudo_bootstrap": 1,
+    "model.anchor_self": 0.0,
+    "model.relation_view": 0,
+}
 
 
 def _check_minimum(key: str, value: Any, where: str) -> None:

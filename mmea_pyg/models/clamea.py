@@ -14,7 +14,7 @@ from mmea_pyg.errors import ConfigError
 from mmea_pyg.losses import infonce_alignment_loss, multimodal_contrastive_loss
 from mmea_pyg.models.base import register_model
 from mmea_pyg.models.knowledge import KnowledgeEncoder, KnowledgeModel
-from mmea_pyg.models.modalities import MODALITIES, available_modalities, kept_modalities
+from mmea_pyg.models.modalities import MODALITIES, available_modalities, check_heads_divide, kept_modalities
 from mmea_pyg.nn.association import CrossModalAssociationExtraction
 from mmea_pyg.nn.attention_flow import ModalAttentionFlowFusion
 from mmea_pyg.nn.enhancement import ModalFeatureEnhancement
@@ -89,6 +89,7 @@ class CLAMEA(KnowledgeModel):
         super().__init__()
         if dim % num_tokens:
             raise ConfigError(f"model.dim={dim} must be divisible by model.num_tokens={num_tokens}")
+        check_heads_divide(dim, dsum_heads=dsum_heads)  # Dsum weighs the tokens of a full embedding
         if cmae_query not in ("source", "target"):
             raise ConfigError(f"model.cmae_query must be 'source' or 'target', got {cmae_query!r}")
         if contrastive not in ("msnea", "infonce"):

@@ -81,6 +81,10 @@ def _check_options(model: ModelConfig, train: TrainConfig) -> None:
         )
     if model.relation_reflection and model.structure != "propagation":
         raise ConfigError("model.relation_reflection=true needs model.structure=propagation")
+    if model.relation_view and model.structure != "propagation":
+        raise ConfigError(
+            f"model.relation_view={model.relation_view} needs model.structure=propagation (or set it to 0)"
+        )
     if model.anchor_self > 0 and (model.structure != "propagation" or model.anchor_dim != model.dim):
         raise ConfigError(
             f"model.anchor_self={model.anchor_self} adds an anchor's own code to its embedding: it needs "
@@ -118,7 +122,11 @@ def _relational_encoder(model: ModelConfig, sizes: GraphSizes, relations: dict[s
         return InductiveGCNEncoder(sizes.attr_dim, dim, num_layers=model.gat_layers)
     if structure == "propagation":
         return SeedPropagationEncoder(
-            code_dim=model.anchor_dim, dim=dim, hops=model.anchor_hops, self_weight=model.anchor_self
+            code_dim=model.anchor_dim,
+            dim=dim,
+            hops=model.anchor_hops,
+            self_weight=model.anchor_self,
+            relation_view=model.relation_view,
         )
     return nn.ModuleDict(
         {

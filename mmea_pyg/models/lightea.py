@@ -53,7 +53,14 @@ from mmea_pyg.errors import MMEAError
 from mmea_pyg.models.base import AlignmentModel, register_model
 from mmea_pyg.similarity import sinkhorn_top_k
 
-__all__ = ["LightEA", "LightEAGraph", "bootstrap_pairs", "lightea_features", "lightea_protocol"]
+__all__ = [
+    "LightEA",
+    "LightEAGraph",
+    "bootstrap_pairs",
+    "label_views",
+    "lightea_features",
+    "lightea_protocol",
+]
 
 
 def _csr(rows: Tensor, cols: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
@@ -143,6 +150,28 @@ def _random_projection(x: Tensor, out_dim: int, generator: torch.Generator) -> T
 
 
 @torch.no_grad()
+def label_views(
+    graph: LightEAGraph, seeds: Tensor, *, ent_dim: int = 1024, depth: int = 2, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    r"""LightEA's propagated labels (steps 1 and 3 of the module docstring): the entity features
+    :math:`(N, (depth + 1) \cdot ent\_dim)` and relation features :math:`(2R, (depth + 1) \cdot
+    ent\_dim)`, each the L2-normalised concatenation of its steps. ``seeds``: joined rows :math:`(2, K)`;
+    the codes are drawn from ``generator``."""
+    codes = F.normalize(torch.randn(seeds.size(1), ent_dim, generator=generator), dim=-1)
+    ent = torch.zeros(graph.num_entities, ent_dim)
+    ent[seeds[0]], ent[seeds[1]] = codes, codes
+    rel = torch.zeros(graph.num_relations, ent_dim)
+    ents, rels = [ent], [rel]
+    for _ in range(depth):
+        new_rel = F.normalize(graph.rel_ent @ ent, dim=-1)
+        ent = F.normalize(graph.ent_ent @ ent + graph.ent_rel @ rel, dim=-1)
+        rel = new_rel
+        ents.append(ent)
+        rels.append(rel)
+    return F.normalize(torch.cat(ents, dim=1), dim=-1), F.normalize(torch.cat(rels, dim=1), dim=-1)
+
+
+@torch.no_grad()
 def lightea_features(
     graph: LightEAGraph,
     seeds: Tensor,
@@ -167,19 +196,8 @@ def lightea_features(
     """
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     n = graph.num_entities
-    codes = F.normalize(torch.randn(seeds.size(1), ent_dim, generator=generator), dim=-1)
-    ent = torch.zeros(n, ent_dim)
-    ent[seeds[0]], ent[seeds[1]] = codes, codes
-    rel = torch.zeros(graph.num_relations, ent_dim)
-    ents, rels = [ent], [rel]
-    for _ in range(depth):
-        new_rel = F.normalize(graph.rel_ent @ ent, dim=-1)
-        ent = F.normalize(graph.ent_ent @ ent + graph.ent_rel @ rel, dim=-1)
-        rel = new_rel
-        ents.append(ent)
-        rels.append(rel)
-    ent = F.normalize(torch.cat(ents, dim=1), dim=-1)
-    rel = _random_projection(F.normalize(torch.cat(rels, dim=1), dim=-1), rel_dim, generator)
+    ent, rel = label_views(graph, seeds, ent_dim=ent_dim, depth=depth, generator=generator)
+    rel = _random_projection(rel, rel_dim, generator)
     weight = graph.tuple_rel @ rel  # (T, rel_dim): each (head, tail) pair's summed relation projections
     heads, tails = graph.tuples
     out = torch.zeros(n, rel_dim * mini_dim)

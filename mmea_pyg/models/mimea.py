@@ -21,6 +21,7 @@ from mmea_pyg.models.knowledge import KnowledgeEncoder, KnowledgeModel
 from mmea_pyg.models.modalities import (
     MODALITIES,
     available_modalities,
+    check_heads_divide,
     kept_modalities,
     modal_infonce,
     weighted_concat,
@@ -91,6 +92,7 @@ class MIMEA(KnowledgeModel):
             raise ConfigError(
                 f"MIMEA needs model.ot_reg > 0 and model.ot_max_iter >= 1, got {ot_reg} and {ot_max_iter}"
             )
+        check_heads_divide(dim, heads=heads)
         self.ablations = frozenset(ablations)
         self.kept = kept_modalities(self.ablations, "mimea", tuple(available))
         self.dim = dim

@@ -17,6 +17,7 @@ from mmea_pyg.errors import ConfigError
 from mmea_pyg.losses import infonce_alignment_loss
 
 __all__ = [
+    "check_heads_divide",
     "GENERIC_ABLATIONS",
     "MODALITIES",
     "MODALITY_ABLATIONS",
@@ -32,6 +33,18 @@ MODALITIES = ("v", "r", "a")
 MODALITY_ABLATIONS = {"r": "w/o R", "v": "w/o V", "a": "w/o A"}
 #: The Table 2 switches that make sense for a model without CLAMEA's fusion stack.
 GENERIC_ABLATIONS = frozenset({*MODALITY_ABLATIONS.values(), "w/o IT"})
+
+
+def check_heads_divide(dim: int, **heads: int) -> None:
+    """Raise a :class:`~mmea_pyg.errors.ConfigError` naming the option unless every ``model.<name>``
+    in ``heads`` divides ``model.dim`` (attention heads split the embedding evenly)."""
+    for name, count in heads.items():
+        if count < 1 or dim % count:
+            fits = [h for h in range(min(count, dim), 0, -1) if dim % h == 0][0]
+            raise ConfigError(
+                f"model.{name}={count} must divide model.dim={dim} (its attention splits the embedding "
+                f"into {count} heads); e.g. --set model.{name}={fits}"
+            )
 
 
 def available_modalities(data: HeteroData) -> tuple[str, ...]:

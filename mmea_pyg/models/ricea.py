@@ -18,6 +18,7 @@ from mmea_pyg.models.knowledge import KnowledgeEncoder, KnowledgeModel
 from mmea_pyg.models.modalities import (
     MODALITIES,
     available_modalities,
+    check_heads_divide,
     kept_modalities,
     modal_infonce,
     weighted_concat,
@@ -72,6 +73,7 @@ class RICEA(KnowledgeModel):
         available: Iterable[str] = MODALITIES,
     ) -> None:
         super().__init__()
+        check_heads_divide(dim, heads=heads, dsum_heads=dsum_heads)
         self.ablations = frozenset(ablations)
         self.kept = kept_modalities(self.ablations, "ricea", tuple(available))
         self.dim = dim

@@ -31,6 +31,7 @@ from torch_geometric.utils import to_undirected
 __all__ = [
     "GraphCache",
     "csr_pair",
+    "directed_layout",
     "gcn_operator",
     "normalised_hops",
     "hop_sets",
@@ -155,6 +156,22 @@ def normalised_hops(operator: tuple[Tensor, Tensor], x: Tensor, hops: int) -> li
         x = F.normalize(sparse_matmul(operator, x), dim=-1)
         steps.append(x)
     return steps
+
+
+def directed_layout(
+    edge_index: Tensor, num_nodes: int, edge_type: Tensor, num_relations: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""The messages of a relation- and direction-aware hop
+    (:class:`~mmea_pyg.nn.structure.RelationReflection`, :class:`~mmea_pyg.nn.relation_view.RelationView`)
+    sorted by receiver: row pointers :math:`(N + 1,)`, and the receiver, sender and kind of each of the :math:`2|\mathcal{E}|` messages (kind ``r``: from
+    the tail along relation ``r``; ``r + R``: from the head, against it)."""
+    head, tail = edge_index
+    receiver = torch.cat([head, tail])
+    order = torch.argsort(receiver, stable=True)
+    sender = torch.cat([tail, head])[order]
+    kind = torch.cat([edge_type, edge_type + num_relations])[order]
+    counts = torch.bincount(receiver, minlength=num_nodes)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), receiver[order], sender, kind
 
 
 def row_entries(crow: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:

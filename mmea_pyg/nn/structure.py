@@ -9,7 +9,8 @@ CLAMEA; chosen by ``model.structure``):
   propagated over the relation graph;
 * their inputs: :class:`SeedAnchors` (learned seed-pair codes) and :class:`RelationContext`
   (relation-type features), and :class:`RelationReflection` (the relation- and direction-aware hop of
-  the propagation encoder); the projected LightEA labels
+  the propagation encoder), whose read-out can also take LightEA's relation view
+  (:class:`~mmea_pyg.nn.relation_view.RelationView`); the projected LightEA labels
   (:class:`~mmea_pyg.nn.label_propagation.AnchorPropagation`) are in :mod:`mmea_pyg.nn.label_propagation`.
 
 The sparse operators they share are in :mod:`mmea_pyg.nn.graph_ops`. One concept, the relational
@@ -29,6 +30,7 @@ from torch_geometric.utils import scatter
 
 from mmea_pyg.nn.graph_ops import (
     GraphCache,
+    directed_layout,
     gcn_operator,
     hop_sets,
     normalised_hops,
@@ -42,6 +44,7 @@ from mmea_pyg.nn.graph_ops import (
     undirected_edges,
 )
 from mmea_pyg.nn.mke import ModalityProjection
+from mmea_pyg.nn.relation_view import RelationView
 
 __all__ = [
     "GATEncoder",
@@ -370,7 +373,7 @@ class SeedPropagationEncoder(nn.Module):
         \mathbf{C}^{(k)} = \mathrm{normalize}\bigl(\tilde{\mathbf{A}}\,\mathbf{C}^{(k-1)}\bigr),
         \qquad
         \mathbf{h} = \mathbf{W}\,[\mathbf{C}^{(1)} \,\|\, \dots \,\|\, \mathbf{C}^{(K)}
-        \,\|\, \mathbf{X}] + \mathbf{b} + \lambda\,\mathbf{C}^{(0)},
+        \,\|\, \mathbf{X} \,\|\, \mathbf{V}] + \mathbf{b} + \lambda\,\mathbf{C}^{(0)},
 
     where the codes :math:`\mathbf{C}^{(0)}` come from :class:`SeedAnchors` (a learned row per seed
     pair, the same on both sides, zero on other entities), :math:`\tilde{\mathbf{A}}` is the
@@ -382,6 +385,14 @@ class SeedPropagationEncoder(nn.Module):
     KGs; training moves the codes and the read-out :math:`\mathbf{W}` so that held-out seed pairs
     match. One hop is one sparse product (cached CSR), so a training step costs milliseconds of graph
     work.
+
+    With ``relation_view`` :math:`D > 0` (``model.relation_view``), the read-out also reads LightEA's
+    relation view of the codes (:class:`~mmea_pyg.nn.relation_view.RelationView` of
+    :math:`[\mathbf{C}^{(0)} \| \dots \| \mathbf{C}^{(K)}]`, :math:`D` wide): which neighbours reach
+    an entity by which relations, with relation features taken from the codes of the entities each
+    relation leaves, so relations need no alignment. Its input steps are taken without gradient (one
+    whole-graph propagation per call; the backward pass stays on the rows' neighbourhood): its
+    projections learn, the codes learn through the hop blocks.
 
     The last term (``self_weight`` :math:`\lambda`, ``model.anchor_self``; 0 by default) is LightEA's
     layer-0 label: an anchor (a training seed, or a pseudo seed kept as an anchor) carries the code it
@@ -396,6 +407,8 @@ class SeedPropagationEncoder(nn.Module):
         hops (int, optional): Propagation steps :math:`K \geq 1`. (default: :obj:`2`)
         self_weight (float, optional): :math:`\lambda \geq 0`, the weight of an entity's own code;
             needs ``code_dim == dim``. (default: :obj:`0.0`)
+        relation_view (int, optional): Width :math:`D` of the relation view :math:`\mathbf{V}`
+            (:obj:`0`: none, :math:`\mathbf{V}` is left out). (default: :obj:`0`)
 
     Shapes:
         - **input:** edge indices :math:`(2, |\mathcal{E}|)`, codes :math:`(N, \text{code\_dim})`,
@@ -403,11 +416,19 @@ class SeedPropagationEncoder(nn.Module):
         - **output:** entity embeddings :math:`(N, d)`
     """
 
-    def __init__(self, code_dim: int = 100, dim: int = 100, hops: int = 2, self_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        code_dim: int = 100,
+        dim: int = 100,
+        hops: int = 2,
+        self_weight: float = 0.0,
+        relation_view: int = 0,
+    ) -> None:
         super().__init__()
-        if dim < 1 or code_dim < 1 or hops < 1:
+        if dim < 1 or code_dim < 1 or hops < 1 or relation_view < 0:
             raise ValueError(
-                f"SeedPropagationEncoder needs dim, code_dim, hops >= 1, got {dim}, {code_dim}, {hops}."
+                "SeedPropagationEncoder needs dim, code_dim, hops >= 1 and relation_view >= 0, got "
+                f"{dim}, {code_dim}, {hops}, {relation_view}."
             )
         if self_weight < 0 or (self_weight > 0 and code_dim != dim):
             raise ValueError(
@@ -415,13 +436,16 @@ class SeedPropagationEncoder(nn.Module):
                 f"{self_weight}, code_dim={code_dim}, dim={dim}."
             )
         self.code_dim, self.dim, self.hops, self.self_weight = code_dim, dim, hops, self_weight
-        self.out = nn.Linear(hops * code_dim + dim, dim)
+        self.view = RelationView((hops + 1) * code_dim, relation_view) if relation_view else None
+        self.out = nn.Linear(hops * code_dim + dim + relation_view, dim)
         self._operator = GraphCache(row_normalised_operator)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        r"""Re-initialises the read-out."""
+        r"""Re-initialises the read-out (and the relation view's projections)."""
         self.out.reset_parameters()
+        if self.view is not None:
+            self.view.reset_parameters()
 
     def forward(
         self,
@@ -442,8 +466,12 @@ class SeedPropagationEncoder(nn.Module):
             raise ValueError(
                 f"SeedPropagationEncoder expects edge_index of shape [2, E], got {tuple(edge_index.shape)}."
             )
-        if reflection is not None and (edge_type is None or edge_type.shape != edge_index[0].shape):
-            raise ValueError("SeedPropagationEncoder: a reflection needs one edge_type per edge.")
+        if (reflection is not None or self.view is not None) and (
+            edge_type is None or edge_type.shape != edge_index[0].shape
+        ):
+            raise ValueError(
+                "SeedPropagationEncoder: a reflection or relation view needs one edge_type per edge."
+            )
         if codes.dim() != 2 or codes.size(1) != self.code_dim:
             raise ValueError(
                 f"SeedPropagationEncoder expects codes of shape [N, {self.code_dim}], got {tuple(codes.shape)}."
@@ -457,20 +485,43 @@ class SeedPropagationEncoder(nn.Module):
                 f"SeedPropagationEncoder expects a context input of shape {(m, self.dim)}, "
                 f"got {tuple(context.shape)}."
             )
-        if reflection is not None:
-            blocks = reflection.hops(codes, edge_index, edge_type, self.hops, rows)
-        elif rows is None:
-            blocks = normalised_hops(self._operator(edge_index, n), codes, self.hops)
-        else:
-            blocks = normalised_hops_at(self._operator(edge_index, n), codes, self.hops, rows)
-        out = self.out(torch.cat([*blocks, context], dim=-1))
+        blocks = self._hops(codes, edge_index, edge_type, reflection, rows)
+        parts = [*blocks, context]
+        if self.view is not None:
+            # The view reads every entity's steps, as LightEA reads its labels, without gradient: its
+            # projections learn, the codes learn through the blocks, and a step's backward pass stays
+            # on its rows' neighbourhood.
+            if rows is None:
+                layers = torch.cat([codes, *blocks], dim=-1).detach()
+            else:
+                with torch.no_grad():
+                    layers = torch.cat([codes, *self._hops(codes, edge_index, edge_type, reflection)], dim=-1)
+            parts.append(self.view(layers, edge_index, edge_type, rows))
+        out = self.out(torch.cat(parts, dim=-1))
         if self.self_weight > 0:
             out = out + self.self_weight * (codes if rows is None else codes[rows])
         return out
 
+    def _hops(
+        self,
+        codes: Tensor,
+        edge_index: Tensor,
+        edge_type: Tensor | None,
+        reflection: RelationReflection | None,
+        rows: Tensor | None = None,
+    ) -> list[Tensor]:
+        """The ``hops`` propagation steps of ``codes``, :math:`(N, c)` each, or their rows ``rows``."""
+        if reflection is not None:
+            return reflection.hops(codes, edge_index, edge_type, self.hops, rows)
+        operator = self._operator(edge_index, codes.size(0))
+        if rows is None:
+            return normalised_hops(operator, codes, self.hops)
+        return normalised_hops_at(operator, codes, self.hops, rows)
+
     def __repr__(self) -> str:
         own = f", self_weight={self.self_weight}" if self.self_weight else ""
-        return f"{self.__class__.__name__}(code_dim={self.code_dim}, dim={self.dim}, hops={self.hops}{own})"
+        view = f", relation_view={self.view.width}" if self.view is not None else ""
+        return f"{self.__class__.__name__}(code_dim={self.code_dim}, dim={self.dim}, hops={self.hops}{own}{view})"
 
 
 class RelationContext(nn.Module):
@@ -522,21 +573,6 @@ class RelationContext(nn.Module):
         return f"{self.__class__.__name__}({self.num_relations}, dim={self.embedding.embedding_dim})"
 
 
-def _directed_layout(
-    edge_index: Tensor, num_nodes: int, edge_type: Tensor, num_relations: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    r"""The messages of :class:`RelationReflection` sorted by receiver: row pointers :math:`(N + 1,)`,
-    and the receiver, sender and kind of each of the :math:`2|\mathcal{E}|` messages (kind ``r``: from
-    the tail along relation ``r``; ``r + R``: from the head, against it)."""
-    head, tail = edge_index
-    receiver = torch.cat([head, tail])
-    order = torch.argsort(receiver, stable=True)
-    sender = torch.cat([tail, head])[order]
-    kind = torch.cat([edge_type, edge_type + num_relations])[order]
-    counts = torch.bincount(receiver, minlength=num_nodes)
-    return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), receiver[order], sender, kind
-
-
 class RelationReflection(nn.Module):
     r"""One relation- and direction-aware propagation hop over one KG: the mean of the neighbours'
     rows, each reflected by its edge's relation and direction (RREA's relational reflection, Mao et
@@ -571,7 +607,7 @@ class RelationReflection(nn.Module):
             )
         self.num_relations = num_relations
         self.vectors = nn.Embedding(2 * num_relations, dim)
-        self._layout = GraphCache(_directed_layout)
+        self._layout = GraphCache(directed_layout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

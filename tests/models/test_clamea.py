@@ -211,6 +211,15 @@ def test_anchor_self_needs_the_propagation_encoder_with_codes_as_wide_as_the_emb
         make(data, "model.anchor_self=-1")
 
 
+def test_relation_view_needs_the_propagation_encoder(data):
+    model = make(data, "model.structure=propagation", "model.anchors=true", "model.relation_view=16")
+    assert model.knowledge.encoder.view.width == 16
+    with pytest.raises(ConfigError, match="relation_view=16 needs model.structure=propagation"):
+        make(data, *ANCHORED, "model.relation_view=16")
+    with pytest.raises(ConfigError, match="model.relation_view: must be at least 0"):
+        make(data, "model.relation_view=-1")
+
+
 def test_propagated_anchors(data):
     model = make(data, *ANCHORED, "model.anchor_features=propagated", "model.anchor_dim=32")
     assert "AnchorPropagation" in repr(model.knowledge.anchors)

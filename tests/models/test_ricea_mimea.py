@@ -114,6 +114,17 @@ def test_mimea_sinkhorn_options_reach_the_plan(data):
         make(data, "mimea", "model.ot_max_iter=0")
 
 
+def test_attention_heads_must_divide_the_width(data):
+    """A width the heads cannot split is refused with the option to change, before any training."""
+    with pytest.raises(
+        ConfigError, match=r"model.dsum_heads=5 must divide model.dim=64 .* --set model.dsum_heads=4"
+    ):
+        make(data, "ricea", "model.dim=64")
+    with pytest.raises(ConfigError, match=r"model.heads=3 must divide model.dim=64 .* --set model.heads=2"):
+        make(data, "mimea", "model.dim=64", "model.heads=3")
+    assert make(data, "ricea", "model.dim=64", "model.dsum_heads=4").dim == 64
+
+
 def toy_trainer(tmp_path, name, seed=0):
     # No attribute or image features: the alignment must be learnt from the seeds and the relation
     # graphs, with the anchored inductive GAT relational encoder (gat-attr + anchors, InfoNCE).
