@@ -40,7 +40,7 @@ def check_heads_divide(dim: int, **heads: int) -> None:
     in ``heads`` divides ``model.dim`` (attention heads split the embedding evenly)."""
     for name, count in heads.items():
         if count < 1 or dim % count:
-            fits = [h for h in range(min(count, dim), 0, -1) if dim % h == 0][0]
+            fits = next(h for h in range(max(1, min(count, dim)), 0, -1) if dim % h == 0)  # 1 always fits
             raise ConfigError(
                 f"model.{name}={count} must divide model.dim={dim} (its attention splits the embedding "
                 f"into {count} heads); e.g. --set model.{name}={fits}"

@@ -122,6 +122,10 @@ def test_attention_heads_must_divide_the_width(data):
         make(data, "ricea", "model.dim=64")
     with pytest.raises(ConfigError, match=r"model.heads=3 must divide model.dim=64 .* --set model.heads=2"):
         make(data, "mimea", "model.dim=64", "model.heads=3")
+    with pytest.raises(
+        ConfigError, match=r"model.dsum_heads=0 must divide model.dim=64 .* --set model.dsum_heads=1"
+    ):
+        make(data, "ricea", "model.dim=64", "model.dsum_heads=0")
     assert make(data, "ricea", "model.dim=64", "model.dsum_heads=4").dim == 64
 
 
