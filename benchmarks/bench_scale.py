@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from run_bench import REPO, RESULTS, display, run_measured, stale_width_note, write_text_atomic
+from run_bench import REPO, RESULTS, display, run_measured, stale_preset_note, write_text_atomic
 
 from mmea_pyg.data.formats import read_graph_pair
 from mmea_pyg.pipeline import ALIGNMENT_JSON, describe_machine
@@ -179,7 +179,7 @@ def write_report() -> None:
         "score threshold that maximises F1 on the validation sources). Figures are the model's own embedding",
         "unless the row names an add-on.",
         "",
-        *stale_width_note([r.get("config", {}) for r in base], "clamea", "make bench-scale"),
+        *stale_preset_note([r.get("config", {}) for r in base], "clamea", "make bench-scale"),
         "| snapshot | what | entities | triples | test H@1 | H@10 | MRR | among all: H@1 | H@10 | MRR | targets | F1 all | F1 mutual (P/R) | F1 threshold (P/R) | best epoch | wall | CPU | peak RSS |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]

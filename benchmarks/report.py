@@ -7,7 +7,7 @@ import re
 import shlex
 import statistics
 
-from run_bench import REPO, RESULTS, stale_width_note, write_text_atomic
+from run_bench import REPO, RESULTS, stale_preset_note, write_text_atomic
 
 from mmea_pyg.config import ABLATIONS
 from mmea_pyg.data.registry import DATASETS
@@ -89,6 +89,44 @@ def _metrics(m: dict) -> str:
 
 
 SEED_TAG = re.compile(r"_seed\d+")
+TRAIN_SEED_TAG = re.compile(r"_train-seed(\d+)$")
+
+
+def _seeds_section(records: list[dict]) -> list[str]:
+    """``make bench-seeds``: a preset's runs over several training seeds on the split of the
+    ``make bench`` row (which is seed 0), mean ± std of the model's own embedding per benchmark."""
+    by_tag = {r["tag"]: r for r in records}
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        if TRAIN_SEED_TAG.search(r["tag"]):
+            groups.setdefault(TRAIN_SEED_TAG.sub("", r["tag"]), []).append(r)
+    if not groups:
+        return []
+    lines = [
+        "## Over training seeds (`make bench-seeds`)",
+        "",
+        "The `make bench` row (training seed 0) and the same command with other training seeds on the same",
+        "split (`--set train.seed=N --set data.split_seed=0`); the model's own embedding, test split, mean ±",
+        "sample std over the seeds.",
+        "",
+        "| run | seeds | H@1 | per seed | MRR | CSLS H@1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for base, rows in sorted(groups.items()):
+        rows = ([by_tag[base]] if base in by_tag else []) + sorted(rows, key=lambda r: r["tag"])
+        seeds = [r.get("config", {}).get("train", {}).get("seed") for r in rows]
+
+        def stats(key: str, rows=rows) -> str:
+            values = [r["metrics"][key] for r in rows]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+        per_seed = " / ".join(f"{r['metrics']['hits@1']:.4f}" for r in rows)
+        lines.append(
+            f"| {base} | {', '.join(map(str, seeds))} | {stats('hits@1')} | {per_seed} | {stats('mrr')} | "
+            f"{stats('csls/hits@1')} |"
+        )
+    return [*lines, ""]
 
 
 def _ablation_section(records: list[dict]) -> list[str]:
@@ -120,7 +158,7 @@ def _ablation_section(records: list[dict]) -> list[str]:
         f"seed spread (max - min Hits@1) is {spread:.4f}: a switch's difference counts as an effect only "
         "beyond it.",
         "",
-        *stale_width_note(
+        *stale_preset_note(
             [r.get("config", {}) for r in full], full[0].get("config_file") or "clamea", "make ablation"
         ),
         "| switch | seeds | H@1 | MRR | CSLS H@1 | ΔH@1 | ΔMRR | effect? | paper ΔH@1 | paper ΔMRR |",
@@ -171,13 +209,15 @@ def main() -> None:
         "are in `results/previous/` (not listed here).",
         "",
     ]
-    seeded = [r for r in records if SEED_TAG.search(r["tag"])]
+    seeded = [r for r in records if SEED_TAG.search(r["tag"]) and not TRAIN_SEED_TAG.search(r["tag"])]
+    seed_runs = [r for r in records if TRAIN_SEED_TAG.search(r["tag"])]
     groups: dict[str, list[dict]] = {}
     for r in records:
-        if r not in seeded:
+        if r not in seeded and r not in seed_runs:
             groups.setdefault(r.get("config_file") or _config_of(r["commands"][0]), []).append(r)
     for config_file, rows in groups.items():
         lines += _table(config_file, sorted(rows, key=_order))
+    lines += _seeds_section(records)
     lines += _ablation_section(seeded)
     lines += [
         "",

@@ -35,23 +35,36 @@ MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
 write_text_atomic = atomic_write_text
 
 
-def stale_width_note(configs: list[dict], preset: str, rerun: str) -> list[str]:
+def stale_preset_note(configs: list[dict], preset: str, rerun: str) -> list[str]:
     """Markdown lines saying that rows made with ``configs`` (their saved run configs) used another
-    ``model.dim`` than the shipped ``preset`` has today, so they are stale until ``rerun``; no line
-    when they agree or ``preset`` is not a shipped preset."""
-    from mmea_pyg.config import Config
+    value of a ``model.*`` setting the shipped ``preset`` fixes than it has today (e.g. the width, the
+    initialisation), so they are stale until ``rerun``; no line when they agree, when ``preset`` is not
+    a shipped preset or when no row saved its config. A setting a row's config lacks (saved before the
+    setting existed) had its default."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from mmea_pyg.config import Config, ModelConfig
     from mmea_pyg.presets import preset_path
 
     path = preset_path(preset)
-    widths = sorted({c.get("model", {}).get("dim") for c in configs} - {None})
-    if path is None or not widths:
+    saved = [c["model"] for c in configs if c.get("model")]
+    if path is None or not saved:
         return []
-    today = Config.load(path).model.dim
-    if widths == [today]:
+    today, defaults = asdict(Config.load(path).model), asdict(ModelConfig())
+    fixed = (yaml.safe_load(path.read_text()) or {}).get("model", {})
+    differ = {}
+    for key in fixed:
+        used = {repr(m.get(key, defaults.get(key))) for m in saved}
+        if used != {repr(today[key])}:
+            differ[key] = sorted(used)
+    if not differ:
         return []
+    settings = "; ".join(f"`model.{k}` = {', '.join(v)} (now {today[k]!r})" for k, v in differ.items())
     return [
-        f"**Stale.** These rows were made with `model.dim` = {', '.join(map(str, widths))}; the `{preset}` "
-        f"preset now uses {today}. Rerun `{rerun}` to refresh them.",
+        f"**Stale.** These rows were made with {settings}: the `{preset}` preset has changed since. Rerun "
+        f"`{rerun}` to refresh them.",
         "",
     ]
 

@@ -151,6 +151,12 @@ class ModelConfig:
     #: CLAMEA's CMAE: the query of MH_xy(h^y, h^x) comes from the ``source`` h^y (multi-head attention's
     #: argument order; the association stays in h^x's values, as Eq. 25 reads) or the ``target`` h^x.
     cmae_query: str = "source"
+    #: CLAMEA's stack starts as the identity on the encoder's embeddings: the tokenizers at W = I and
+    #: the output projections of MFE's and CMAE's attention blocks at zero (the ``zero_init_residual`` of
+    #: torchvision's ResNets), so that random projections and attention do not scramble the embeddings
+    #: before anything is learnt. The paper leaves the initialisation open; False: PyTorch's defaults
+    #: (Xavier for the attention projections).
+    identity_init: bool = False
     #: Entropic regularisation of MIMEA's optimal-transport plan.
     ot_reg: float = 0.05
     #: Sinkhorn iterations of MIMEA's plan per modality and step; its training time grows as

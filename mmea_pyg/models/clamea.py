@@ -68,6 +68,9 @@ class CLAMEA(KnowledgeModel):
         detach_vae_targets: DMMG reconstructs detached embeddings (``model.detach_vae_targets``).
         cmae_query: Which side of each CMAE association gives the query (``model.cmae_query``, see
             :class:`~mmea_pyg.nn.association.CrossModalAssociationExtraction`).
+        identity_init: The stack starts as the identity on the encoder's embeddings
+            (``model.identity_init``): tokenizers at W = I, the output projections of the attention
+            blocks of MFE and CMAE at zero.
     """
 
     def __init__(
@@ -85,11 +88,11 @@ class CLAMEA(KnowledgeModel):
         available: Iterable[str] = MODALITIES,
         detach_vae_targets: bool = False,
         cmae_query: str = "source",
+        identity_init: bool = False,
     ) -> None:
         super().__init__()
         if dim % num_tokens:
             raise ConfigError(f"model.dim={dim} must be divisible by model.num_tokens={num_tokens}")
-        check_heads_divide(dim, dsum_heads=dsum_heads)  # Dsum weighs the tokens of a full embedding
         if cmae_query not in ("source", "target"):
             raise ConfigError(f"model.cmae_query must be 'source' or 'target', got {cmae_query!r}")
         if contrastive not in ("msnea", "infonce"):
@@ -102,12 +105,17 @@ class CLAMEA(KnowledgeModel):
 
         # Multimodal Knowledge Encoder (App. B): relational encoder and projections.
         self.knowledge = knowledge
-        self.tokenize = nn.ModuleDict({m: Tokenizer(dim, num_tokens) for m in kept})
+        self.tokenize = nn.ModuleDict({m: Tokenizer(dim, num_tokens, identity_init) for m in kept})
 
         token = dict(num_tokens=num_tokens, token_dim=self.token_dim)
         self.mfe = None
         if "w/o MFE" not in self.ablations:
-            self.mfe = nn.ModuleDict({m: ModalFeatureEnhancement(self.token_dim, heads=heads) for m in kept})
+            self.mfe = nn.ModuleDict(
+                {
+                    m: ModalFeatureEnhancement(self.token_dim, heads=heads, zero_init=identity_init)
+                    for m in kept
+                }
+            )
         #: The DMAFF pairs that a later module reads: the generating pairs of DMMG (h^{vr} for a,
         #: h^{ar} for v) and, with three modalities, the fused sources of CMAE (Eq. 20-22). With two
         #: modalities (no image anywhere, or an ablated one) no module reads a fused pair: no DMAFF.
@@ -116,6 +124,15 @@ class CLAMEA(KnowledgeModel):
         if "w/o CMAE" not in self.ablations and len(kept) == 3:
             read |= {"av", "vr", "ar"}
         self.pairs = tuple((x, y) for x, y in FUSED_PAIRS if x + y in read)
+        # Dsum (Eq. 15, 19) weighs the tokens of a full embedding, so its heads must divide model.dim; it
+        # is built only for a DMAFF pair or a modality DMMG generates from two sources. Checked only
+        # then: a model without one (e.g. no image anywhere) never splits anything by dsum_heads, and
+        # its checkpoints load whatever dsum_heads they record.
+        uses_dsum = ("w/o DMAFF" not in self.ablations and self.pairs) or any(
+            len(ys) > 1 for ys in sources.values()
+        )
+        if uses_dsum:
+            check_heads_divide(dim, dsum_heads=dsum_heads)
         self.dmaff = None
         if "w/o DMAFF" not in self.ablations and self.pairs:
             self.dmaff = nn.ModuleDict(
@@ -143,7 +160,7 @@ class CLAMEA(KnowledgeModel):
         self.cmae = None
         if "w/o CMAE" not in self.ablations and len(kept) >= 2:
             self.cmae = CrossModalAssociationExtraction(
-                self.token_dim, heads=heads, modalities=kept, query=cmae_query
+                self.token_dim, heads=heads, modalities=kept, query=cmae_query, zero_init=identity_init
             )
         self.reset_parameters()
 
@@ -165,6 +182,7 @@ class CLAMEA(KnowledgeModel):
             available=available_modalities(data),
             detach_vae_targets=m.detach_vae_targets,
             cmae_query=m.cmae_query,
+            identity_init=m.identity_init,
         )
 
     def reset_parameters(self) -> None:

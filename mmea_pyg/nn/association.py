@@ -74,6 +74,13 @@ class CrossModalAssociationExtraction(nn.Module):
             ``"r"``, ``"a"``, ``"v"``. (default: :obj:`("r", "a", "v")`)
         dropout (float, optional): Dropout on the attention weights during training.
             (default: :obj:`0.0`)
+        query (str, optional): ``"source"``: the query of :math:`\mathrm{MH}_{xy}` comes from
+            :math:`\mathbf{h}^y`; ``"target"``: from :math:`\mathbf{h}^x`. (default: ``"source"``)
+        zero_init (bool, optional): Start the output projection of every :math:`\mathrm{MH}` at
+            zero, so that each association term starts at :math:`\mathbf{0}` and
+            :math:`\hat{\mathbf{h}}^x` starts as :math:`w^x_x \mathbf{h}^x`, a rescaled
+            :math:`\mathbf{h}^x` (:class:`~mmea_pyg.nn.attention.TokenAttention`'s ``zero_output``).
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** :math:`\mathbf{h}^r, \mathbf{h}^a, \mathbf{h}^v, \mathbf{h}^{av},
@@ -91,6 +98,7 @@ class CrossModalAssociationExtraction(nn.Module):
         modalities: Sequence[str] = ("r", "a", "v"),
         dropout: float = 0.0,
         query: str = "source",
+        zero_init: bool = False,
     ) -> None:
         super().__init__()
         if query not in ("source", "target"):
@@ -112,7 +120,7 @@ class CrossModalAssociationExtraction(nn.Module):
         for x in modalities:
             for y in self.sources(x):
                 self.mh[f"{x}_{y}"] = TokenAttention(
-                    token_dim, heads=heads, head_dim=head_dim, dropout=dropout
+                    token_dim, heads=heads, head_dim=head_dim, dropout=dropout, zero_output=zero_init
                 )
             self.logits[x] = nn.Parameter(torch.empty(1 + len(self.sources(x))))
         self.reset_parameters()

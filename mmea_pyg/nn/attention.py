@@ -63,6 +63,12 @@ class TokenAttention(nn.Module):
             softmax. (default: :obj:`False`)
         dropout (float, optional): Dropout probability on the attention weights during
             training. (default: :obj:`0.0`)
+        zero_output (bool, optional): Start the output projection :math:`\mathbf{W}_h,
+            \mathbf{b}_h` at zero, so that the block outputs :math:`\mathbf{0}` until it has
+            learnt something: a residual branch built on it starts as the identity (the
+            ``zero_init_residual`` of torchvision's ResNets). Q, K and V keep their Xavier
+            initialisation, and gradients reach them once :math:`\mathbf{W}_h` moves.
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** query :math:`(N, T_q, d)`, key/value :math:`(N, T_k, d_{kv})`
@@ -78,6 +84,7 @@ class TokenAttention(nn.Module):
         kv_dim: int | None = None,
         qkv_bias: bool = False,
         dropout: float = 0.0,
+        zero_output: bool = False,
     ) -> None:
         super().__init__()
         if dim <= 0 or heads <= 0:
@@ -89,6 +96,7 @@ class TokenAttention(nn.Module):
         self.head_dim = dim if head_dim is None else head_dim
         self.kv_dim = dim if kv_dim is None else kv_dim
         self.dropout = dropout
+        self.zero_output = zero_output
         inner = self.heads * self.head_dim
         self.inner_dim = inner
         self.q_proj = nn.Linear(dim, inner, bias=qkv_bias)
@@ -98,11 +106,13 @@ class TokenAttention(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        r"""Re-initialises all projections."""
+        r"""Re-initialises all projections (the output projection at zero with ``zero_output``)."""
         for lin in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
             nn.init.xavier_uniform_(lin.weight)
             if lin.bias is not None:
                 nn.init.zeros_(lin.bias)
+        if self.zero_output:
+            nn.init.zeros_(self.out_proj.weight)
 
     def _split(self, x: Tensor) -> Tensor:
         # [N, T, heads * head_dim] -> [N, heads, T, head_dim]

@@ -33,6 +33,9 @@ class ModalFeatureEnhancement(nn.Module):
             (default: :obj:`None`)
         dropout (float, optional): Dropout on the attention weights during training.
             (default: :obj:`0.0`)
+        zero_init (bool, optional): Start :math:`\mathbf{W}_h, \mathbf{b}_h` at zero, so that the
+            block starts as the identity (:class:`~mmea_pyg.nn.attention.TokenAttention`'s
+            ``zero_output``). (default: :obj:`False`)
 
     Shapes:
         - **input:** :math:`(N, T, d_t)`
@@ -45,11 +48,14 @@ class ModalFeatureEnhancement(nn.Module):
         heads: int = 2,
         head_dim: int | None = None,
         dropout: float = 0.0,
+        zero_init: bool = False,
     ) -> None:
         super().__init__()
         self.token_dim = token_dim
         self.heads = heads
-        self.attn = TokenAttention(token_dim, heads=heads, head_dim=head_dim, dropout=dropout)
+        self.attn = TokenAttention(
+            token_dim, heads=heads, head_dim=head_dim, dropout=dropout, zero_output=zero_init
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -298,13 +298,17 @@ class Tokenizer(nn.Module):
         dim (int, optional): Input size :math:`d`. (default: :obj:`100`)
         num_tokens (int, optional): Number of tokens :math:`T`; must divide :math:`d`.
             (default: :obj:`4`)
+        identity_init (bool, optional): Start at :math:`\mathbf{W} = \mathbf{I}, \mathbf{b} =
+            \mathbf{0}` (the tokens are the input, cut into :math:`T` pieces) instead of
+            :class:`torch.nn.Linear`'s random start, whose small singular values squash some
+            directions of the input before anything is learnt. (default: :obj:`False`)
 
     Shapes:
         - **input:** :math:`(*, d)`
         - **output:** :math:`(*, T, d / T)`
     """
 
-    def __init__(self, dim: int = 100, num_tokens: int = 4) -> None:
+    def __init__(self, dim: int = 100, num_tokens: int = 4, identity_init: bool = False) -> None:
         super().__init__()
         if num_tokens < 1 or dim < 1 or dim % num_tokens != 0:
             raise ValueError(
@@ -314,11 +318,15 @@ class Tokenizer(nn.Module):
         self.dim = dim
         self.num_tokens = num_tokens
         self.token_dim = dim // num_tokens
+        self.identity_init = identity_init
         self.lin = nn.Linear(dim, dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
+        if self.identity_init:
+            nn.init.eye_(self.lin.weight)
+            nn.init.zeros_(self.lin.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.size(-1) != self.dim:

@@ -46,6 +46,24 @@ def test_gradients_reach_every_parameter(data, structure):
     assert missing == []
 
 
+def test_identity_init_starts_from_the_encoder_embeddings():
+    """``model.identity_init``: before any step, h^M is the concatenation of the knowledge encoder's
+    normalised embeddings (tokenizers at W = I, MFE the identity, CMAE a rescaled h^x), so the stack can
+    only add to what the encoder gives; the default start is random projections and attention."""
+    data = toy_alignment(num_entities=60, attr_dim=12, img_dim=0, seed=1)  # r and a, as the mirror
+    index = torch.arange(60)
+    for identity in (True, False):
+        model = make(data, f"model.identity_init={str(identity).lower()}").eval()
+        with torch.no_grad():
+            structure = model.structure(data, "source")
+            h, masks = model.knowledge(data, "source", index, structure)
+            out = model.encode(data, "source", index, structure)
+        both = masks["a"]  # DMMG replaces the attribute block of the others with a generated one
+        assert both.any() and not both.all()
+        expected = torch.cat([torch.nn.functional.normalize(h[m][both], dim=-1) for m in ("r", "a")], -1)
+        assert torch.allclose(out["M"][both], expected, atol=1e-6) == identity
+
+
 @pytest.mark.parametrize("structure", ["transe", "gat-attr"])
 def test_embeddings_do_not_depend_on_the_batch(data, structure):
     model = make(data, f"model.structure={structure}").eval()

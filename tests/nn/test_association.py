@@ -242,3 +242,19 @@ def test_cmae_loss_s_ignores_masked_entities():
                 dots = (residual.flatten(1) * single[y].flatten(1)).sum(-1) ** 2
                 expected = expected + dots[have[x] & have[y]].mean()
     assert torch.allclose(out["loss_s"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("modalities", [("r", "a", "v"), ("r", "a")])
+def test_cmae_zero_init_starts_from_each_modality_itself(modalities):
+    """With ``zero_init`` every association term starts at zero, so each output is its own input
+    scaled by its self weight (1 / (1 + sources) at the uniform start): the direction of h^x survives."""
+    torch.manual_seed(0)
+    cmae = CrossModalAssociationExtraction(DT, heads=2, modalities=modalities, zero_init=True)
+    h = inputs()
+    given = {name: h[name] for name in NAMES if name[2:] in modalities or len(modalities) == 3}
+    out = cmae(**given)
+    for x in modalities:
+        share = 1 / (1 + len(cmae.sources(x)))
+        torch.testing.assert_close(out[x], share * h[f"h_{x}"])
+    default = CrossModalAssociationExtraction(DT, heads=2, modalities=modalities)(**given)
+    assert not torch.allclose(default["r"], out["r"])

@@ -63,3 +63,23 @@ def test_mfe_batch_independence():
     assert torch.allclose(mfe(x[perm]), out[perm], atol=1e-5)
     for i in range(7):
         assert torch.allclose(mfe(x[i : i + 1]), out[i : i + 1], atol=1e-5)
+
+
+def test_mfe_zero_init_starts_as_the_identity_and_still_learns():
+    """``zero_init`` (CLAMEA's ``model.identity_init``): the block returns its input until the
+    output projection moves; that projection gets a gradient at once, the attention after one step."""
+    torch.manual_seed(0)
+    mfe = ModalFeatureEnhancement(25, heads=2, zero_init=True)
+    x = torch.randn(5, 4, 25)
+    assert torch.equal(mfe(x), x)
+    mfe(x).pow(3).sum().backward()
+    grads = {name: p.grad.abs().sum() for name, p in mfe.named_parameters()}
+    assert grads["attn.out_proj.weight"] > 0 and grads["attn.q_proj.weight"] == 0
+    torch.optim.SGD(mfe.parameters(), lr=0.1).step()
+    mfe.zero_grad()
+    mfe(x).pow(3).sum().backward()
+    for name, p in mfe.named_parameters():
+        assert p.grad.abs().sum() > 0, name
+    assert not torch.equal(mfe(x), x)
+    mfe.reset_parameters()  # back to the identity
+    assert torch.equal(mfe(x), x)

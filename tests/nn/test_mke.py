@@ -158,6 +158,18 @@ def test_tokenizer_shapes_flatten_and_grads():
     assert_reset_reinitialises(tok)
 
 
+def test_tokenizer_identity_init_cuts_the_input_into_tokens():
+    tok = Tokenizer(dim=8, num_tokens=2, identity_init=True)
+    x = torch.randn(3, 8)
+    assert torch.equal(Tokenizer.flatten(tok(x)), x)
+    tok(x).pow(2).sum().backward()
+    assert_all_params_get_grad(tok)
+    with torch.no_grad():
+        tok.lin.weight.add_(1.0)
+    tok.reset_parameters()  # back to the identity
+    assert torch.equal(tok(x), x.view(3, 2, 4))
+
+
 def test_tokenizer_divisibility_error():
     with pytest.raises(ValueError, match="divide"):
         Tokenizer(dim=100, num_tokens=3)
