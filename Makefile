@@ -73,9 +73,11 @@ bench: install
 BENCH_SEEDS ?= 1 2
 
 bench-seeds: install
-	for d in $(BENCH_DATASETS); do \
-		for s in $(BENCH_SEEDS); do \
-			$(BIN)/python benchmarks/run_bench.py --model $(BENCH_MODELS) --config $(BENCH_MODELS) --datasets $$d --ratios 0.2 --no-propagation --set train.seed=$$s --set data.split_seed=0 --tag $${d}_$(BENCH_MODELS)_r0.2_train-seed$$s || exit 1; \
+	for m in $(BENCH_MODELS); do \
+		for d in $(BENCH_DATASETS); do \
+			for s in $(BENCH_SEEDS); do \
+				$(BIN)/python benchmarks/run_bench.py --model $$m --config $$m --datasets $$d --ratios 0.2 --no-propagation --set train.seed=$$s --set data.split_seed=0 --tag $${d}_$${m}_r0.2_train-seed$$s || exit 1; \
+			done; \
 		done; \
 	done
 

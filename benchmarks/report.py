@@ -92,6 +92,12 @@ SEED_TAG = re.compile(r"_seed\d+")
 TRAIN_SEED_TAG = re.compile(r"_train-seed(\d+)$")
 
 
+def _mean_sd(rows: list[dict], key: str) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one row) of metric ``key`` over the rows that have it."""
+    values = [r["metrics"][key] for r in rows if key in r["metrics"]]
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
 def _seeds_section(records: list[dict]) -> list[str]:
     """``make bench-seeds``: a preset's runs over several training seeds on the split of the
     ``make bench`` row (which is seed 0), mean ± std of the model's own embedding per benchmark."""
@@ -115,16 +121,13 @@ def _seeds_section(records: list[dict]) -> list[str]:
     for base, rows in sorted(groups.items()):
         rows = ([by_tag[base]] if base in by_tag else []) + sorted(rows, key=lambda r: r["tag"])
         seeds = [r.get("config", {}).get("train", {}).get("seed") for r in rows]
-
-        def stats(key: str, rows=rows) -> str:
-            values = [r["metrics"][key] for r in rows]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.mean(values):.4f} ± {sd:.4f}"
-
+        stats = {
+            key: "{:.4f} ± {:.4f}".format(*_mean_sd(rows, key)) for key in ("hits@1", "mrr", "csls/hits@1")
+        }
         per_seed = " / ".join(f"{r['metrics']['hits@1']:.4f}" for r in rows)
         lines.append(
-            f"| {base} | {', '.join(map(str, seeds))} | {stats('hits@1')} | {per_seed} | {stats('mrr')} | "
-            f"{stats('csls/hits@1')} |"
+            f"| {base} | {', '.join(map(str, seeds))} | {stats['hits@1']} | {per_seed} | {stats['mrr']} | "
+            f"{stats['csls/hits@1']} |"
         )
     return [*lines, ""]
 
@@ -143,14 +146,10 @@ def _ablation_section(records: list[dict]) -> list[str]:
     if full_key is None:
         return []
 
-    def stats(rows: list[dict], key: str) -> tuple[float, float]:
-        values = [r["metrics"][key] for r in rows if key in r["metrics"]]
-        return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
     full = groups[full_key]
     spread = max(r["metrics"]["hits@1"] for r in full) - min(r["metrics"]["hits@1"] for r in full)
-    full_h1 = stats(full, "hits@1")[0]
-    full_mrr = stats(full, "mrr")[0]
+    full_h1 = _mean_sd(full, "hits@1")[0]
+    full_mrr = _mean_sd(full, "mrr")[0]
     lines = [
         "## Ablation: each Table 2 switch over several training seeds (`make ablation`)",
         "",
@@ -172,9 +171,9 @@ def _ablation_section(records: list[dict]) -> list[str]:
 
     for key in sorted(groups, key=order):
         rows = groups[key]
-        h1, h1_sd = stats(rows, "hits@1")
-        mrr, mrr_sd = stats(rows, "mrr")
-        csls, csls_sd = stats(rows, "csls/hits@1")
+        h1, h1_sd = _mean_sd(rows, "hits@1")
+        mrr, mrr_sd = _mean_sd(rows, "mrr")
+        csls, csls_sd = _mean_sd(rows, "csls/hits@1")
         ablations = rows[0].get("ablations") or []
         name = "full model" if key == full_key else (" + ".join(ablations) or key.rsplit("_", 1)[-1])
         delta = "" if key == full_key else f"{h1 - full_h1:+.4f} | {mrr - full_mrr:+.4f} |"

@@ -128,13 +128,11 @@ class CLAMEA(KnowledgeModel):
         # is built only for a DMAFF pair or a modality DMMG generates from two sources. Checked only
         # then: a model without one (e.g. no image anywhere) never splits anything by dsum_heads, and
         # its checkpoints load whatever dsum_heads they record.
-        uses_dsum = ("w/o DMAFF" not in self.ablations and self.pairs) or any(
-            len(ys) > 1 for ys in sources.values()
-        )
-        if uses_dsum:
+        build_dmaff = "w/o DMAFF" not in self.ablations and bool(self.pairs)
+        if build_dmaff or any(len(ys) > 1 for ys in sources.values()):
             check_heads_divide(dim, dsum_heads=dsum_heads)
         self.dmaff = None
-        if "w/o DMAFF" not in self.ablations and self.pairs:
+        if build_dmaff:
             self.dmaff = nn.ModuleDict(
                 {
                     x + y: ModalAttentionFlowFusion(

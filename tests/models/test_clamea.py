@@ -64,6 +64,19 @@ def test_identity_init_starts_from_the_encoder_embeddings():
         assert torch.allclose(out["M"][both], expected, atol=1e-6) == identity
 
 
+def test_clamea_checks_dsum_heads_only_where_it_builds_a_dsum(data):
+    """CLAMEA's Dsum exists only with images (DMAFF pairs, DMMG's two-source generation): with them a
+    width the heads cannot split is refused; without them dsum_heads splits nothing, so it is not
+    checked (a width-256 checkpoint that records App. F's 5 heads still loads)."""
+    with pytest.raises(
+        ConfigError, match=r"model.dsum_heads=5 must divide model.dim=64 .* --set model.dsum_heads=4"
+    ):
+        make(data, "model.dim=64")
+    image_free = toy_alignment(num_entities=60, attr_dim=12, img_dim=0, seed=1)
+    model = make(image_free, "model.dim=64")
+    assert model.pairs == () and not model.dmmg.dsum  # no Dsum built, nothing to check
+
+
 @pytest.mark.parametrize("structure", ["transe", "gat-attr"])
 def test_embeddings_do_not_depend_on_the_batch(data, structure):
     model = make(data, f"model.structure={structure}").eval()

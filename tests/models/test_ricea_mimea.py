@@ -129,19 +129,6 @@ def test_attention_heads_must_divide_the_width(data):
     assert make(data, "ricea", "model.dim=64", "model.dsum_heads=4").dim == 64
 
 
-def test_clamea_checks_dsum_heads_only_where_it_builds_a_dsum(data):
-    """CLAMEA's Dsum exists only with images (DMAFF pairs, DMMG's two-source generation): with them a
-    width the heads cannot split is refused; without them dsum_heads splits nothing, so it is not
-    checked (a width-256 checkpoint that records App. F's 5 heads still loads)."""
-    with pytest.raises(
-        ConfigError, match=r"model.dsum_heads=5 must divide model.dim=64 .* --set model.dsum_heads=4"
-    ):
-        make(data, "clamea", "model.dim=64")
-    image_free = toy_alignment(num_entities=60, attr_dim=12, img_dim=0, seed=1)
-    model = make(image_free, "clamea", "model.dim=64")
-    assert model.pairs == () and not model.dmmg.dsum  # no Dsum built, nothing to check
-
-
 def toy_trainer(tmp_path, name, seed=0):
     # No attribute or image features: the alignment must be learnt from the seeds and the relation
     # graphs, with the anchored inductive GAT relational encoder (gat-attr + anchors, InfoNCE).
