@@ -16,11 +16,10 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from run_bench import load_run
 
-from mmea_pyg.config import Config
 from mmea_pyg.evaluation import evaluate_embedder
-from mmea_pyg.pipeline import load_dataset, pairs_of
-from mmea_pyg.training.checkpoint import load_checkpoint, load_model
+from mmea_pyg.pipeline import pairs_of
 
 
 @torch.no_grad()
@@ -32,11 +31,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("test", "valid"), default="test")
     args = parser.parse_args()
 
-    saved = load_checkpoint(args.checkpoint)
-    config = Config.from_dict(saved["config"], source=args.checkpoint)
-    data = load_dataset(config, progress=False)
-    model, config, _ = load_model(args.checkpoint, data, "cpu", checkpoint=saved)
-    model.eval()
+    model, _, data = load_run(args.checkpoint)
     pairs = pairs_of(data, args.split)
     kept = model.kept
 

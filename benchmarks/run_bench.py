@@ -35,33 +35,54 @@ MMEA = [sys.executable, "-m", "mmea_pyg.cli"]
 write_text_atomic = atomic_write_text
 
 
+def load_run(checkpoint: str):
+    """A checkpoint's model (in eval mode, on the CPU), its config and the dataset it was trained on,
+    ``(model, config, data)``: what the probes in benchmarks/ read."""
+    from mmea_pyg.config import Config
+    from mmea_pyg.pipeline import load_dataset
+    from mmea_pyg.training.checkpoint import load_checkpoint, load_model
+
+    saved = load_checkpoint(checkpoint)
+    data = load_dataset(Config.from_dict(saved["config"], source=checkpoint), progress=False)
+    model, config, _ = load_model(checkpoint, data, "cpu", checkpoint=saved)
+    return model.eval(), config, data
+
+
+#: Training settings of a preset that change what a model learns and that no benchmark varies on
+#: purpose (seeds, learning rates and epochs are varied by the ablation and scale benchmarks).
+STALE_TRAIN_KEYS = ("pseudo_bootstrap", "pseudo_sinkhorn", "pseudo_tau", "pseudo_top_k")
+
+
 def stale_preset_note(configs: list[dict], preset: str, rerun: str) -> list[str]:
     """Markdown lines saying that rows made with ``configs`` (their saved run configs) used another
-    value of a ``model.*`` setting the shipped ``preset`` fixes than it has today (e.g. the width, the
-    initialisation), so they are stale until ``rerun``; no line when they agree, when ``preset`` is not
-    a shipped preset or when no row saved its config. A setting a row's config lacks (saved before the
-    setting existed) had its default."""
+    value of a ``model.*`` setting (or a :data:`STALE_TRAIN_KEYS` ``train.*`` setting) the shipped
+    ``preset`` fixes than it has today (e.g. the width, the initialisation, the pseudo-seed rule), so
+    they are stale until ``rerun``; no line when they agree, when ``preset`` is not a shipped preset or
+    when no row saved its config. A setting a row's config lacks (saved before the setting existed) had
+    its default."""
     from dataclasses import asdict
 
     import yaml
 
-    from mmea_pyg.config import Config, ModelConfig
+    from mmea_pyg.config import Config
     from mmea_pyg.presets import preset_path
 
     path = preset_path(preset)
-    saved = [c["model"] for c in configs if c.get("model")]
+    saved = [c for c in configs if c.get("model")]
     if path is None or not saved:
         return []
-    today, defaults = asdict(Config.load(path).model), asdict(ModelConfig())
-    fixed = (yaml.safe_load(path.read_text()) or {}).get("model", {})
+    today, defaults = asdict(Config.load(path)), asdict(Config())
+    fixed = yaml.safe_load(path.read_text()) or {}
+    keys = [("model", k) for k in fixed.get("model", {})]
+    keys += [("train", k) for k in fixed.get("train", {}) if k in STALE_TRAIN_KEYS]
     differ = {}
-    for key in fixed:
-        used = {repr(m.get(key, defaults.get(key))) for m in saved}
-        if used != {repr(today[key])}:
-            differ[key] = sorted(used)
+    for section, key in keys:
+        used = {repr(c.get(section, {}).get(key, defaults[section].get(key))) for c in saved}
+        if used != {repr(today[section][key])}:
+            differ[f"{section}.{key}"] = (sorted(used), today[section][key])
     if not differ:
         return []
-    settings = "; ".join(f"`model.{k}` = {', '.join(v)} (now {today[k]!r})" for k, v in differ.items())
+    settings = "; ".join(f"`{k}` = {', '.join(v)} (now {now!r})" for k, (v, now) in differ.items())
     return [
         f"**Stale.** These rows were made with {settings}: the `{preset}` preset has changed since. Rerun "
         f"`{rerun}` to refresh them.",

@@ -209,6 +209,15 @@ class TrainConfig:
     #: (approximate: near-linear in the entities, may miss a mutual pair) or ``auto`` (faiss's exact
     #: index on large graphs when installed); see :func:`mmea_pyg.similarity.top_k_search`.
     pseudo_search: str = "torch"
+    #: Pseudo seeds by sparse Sinkhorn (LightEA's bootstrapping, bidirectional): when > 0, a round's first
+    #: pass pairs entities that are each other's best candidate after Sinkhorn normalisation over their
+    #: ``pseudo_top_k`` best cosines, both with a probability above this value; 0: mutual nearest
+    #: neighbours on cosine. ``pseudo_tau`` is the temperature of one modality block's cosine: h^M
+    #: concatenates B normalised blocks, its cosine is their mean, so the Sinkhorn runs at
+    #: ``pseudo_tau / B``. See :func:`~mmea_pyg.training.iterative.propose_pseudo_seeds`.
+    pseudo_sinkhorn: float = 0.0
+    pseudo_tau: float = 0.05
+    pseudo_top_k: int = 50
     eval_every: int = 5
     #: Stop after this many evaluations without a better validation MRR (0: never).
     patience: int = 0
@@ -412,14 +421,26 @@ AT_LEAST = {
     "train.pseudo_bootstrap": 1,
     "model.anchor_self": 0.0,
     "model.relation_view": 0,
+    "train.pseudo_sinkhorn": 0.0,
+    "train.pseudo_top_k": 1,
 }
 
+#: Values that must stay strictly below (or above) a bound, checked with :data:`AT_LEAST`.
+BELOW = {"train.pseudo_sinkhorn": 1.0}
+ABOVE = {"train.pseudo_tau": 0.0}
 
-def _check_minimum(key: str, value: Any, where: str) -> None:
+
+def _check_bounds(key: str, value: Any, where: str) -> None:
     low = AT_LEAST.get(key)
     if low is not None and value < low:
         example = max(low, 10) if isinstance(low, int) else low
         raise ConfigError(f"{where}: must be at least {low}, got {value!r} (e.g. --set {key}={example})")
+    high = BELOW.get(key)
+    if high is not None and not value < high:
+        raise ConfigError(f"{where}: must be below {high}, got {value!r} (e.g. --set {key}={high / 2})")
+    floor = ABOVE.get(key)
+    if floor is not None and not value > floor:
+        raise ConfigError(f"{where}: must be above {floor}, got {value!r} (e.g. --set {key}=0.05)")
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
@@ -468,5 +489,5 @@ def _build(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> 
             kwargs[name] = _build(hint, value, source, prefix + name + ".")
         else:
             kwargs[name] = _check_type(value, hint, f"{source}: {prefix}{name}")
-            _check_minimum(prefix + name, kwargs[name], f"{source}: {prefix}{name}")
+            _check_bounds(prefix + name, kwargs[name], f"{source}: {prefix}{name}")
     return cls(**kwargs)

@@ -205,6 +205,7 @@ def test_options_out_of_range_are_refused_before_anything_runs(case: str, in_tmp
         ["train", "--set", "train.epochs=0"],
         ["train", "--set", "train.eval_every=0"],
         ["train", "--set", "train.pseudo_bootstrap=0"],
+        ["train", "--set", "train.pseudo_top_k=0"],
         ["align", "fb15k-db15k", "--set", "train.epochs=-1"],
     ],
 )
@@ -212,6 +213,24 @@ def test_config_values_out_of_range_are_refused_before_anything_runs(args, in_tm
     run = in_tmp / "run"
     result = CliRunner().invoke(cli, [*args, "--out", str(run), "--root", str(data_root), "--quiet"])
     _one_line_error(result, args[-1].split("=")[0], "must be at least 1")
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("train.pseudo_sinkhorn=1.0", "must be below 1.0"),
+        ("train.pseudo_sinkhorn=nan", "must be below 1.0"),
+        ("train.pseudo_tau=0", "must be above 0.0"),
+    ],
+)
+def test_bounded_config_values_are_refused_before_anything_runs(
+    assignment: str, message: str, in_tmp: Path, data_root: Path
+):
+    run = in_tmp / "run"
+    args = ["train", "--set", assignment, "--out", str(run), "--root", str(data_root), "--quiet"]
+    result = CliRunner().invoke(cli, args)
+    _one_line_error(result, assignment.split("=")[0], message)
     assert not run.exists()
 
 

@@ -201,3 +201,76 @@ def test_pseudo_search_is_checked_before_training(monkeypatch):
     cfg = Config().override(["train.pseudo_search=annoy"])
     with pytest.raises(ConfigError, match="search must be one of"):
         Trainer(cfg, toy_alignment(num_entities=20, seed=0), progress=False)
+
+
+def test_sinkhorn_mutual_pairs_pair_clear_matches_and_leave_a_contested_target():
+    from mmea_pyg.similarity import mutual_nearest_neighbours, sinkhorn_mutual_pairs
+
+    g = torch.Generator().manual_seed(0)
+    src = torch.randn(40, 16, generator=g)
+    perm = torch.randperm(40, generator=g)
+    tgt = torch.empty_like(src)
+    tgt[perm] = src + 0.01 * torch.randn(40, 16, generator=g)  # target perm[i] <-> source i
+    # Sources 0 and 1 become near copies and source 1's counterpart goes away: target perm[0] is
+    # contested. Mutual nearest neighbours still pair it; with one candidate kept per entity, the
+    # normalisation splits its mass between the two sources, and neither is sure enough.
+    src[1] = src[0] + 0.001 * torch.randn(16, generator=g)
+    tgt[perm[1]] = torch.randn(16, generator=g)
+    cands = torch.arange(40), torch.arange(40)
+    assert perm[0].item() in mutual_nearest_neighbours(src, tgt, *cands)[1].tolist()
+    pairs = sinkhorn_mutual_pairs(src, tgt, 0.6, k=1, tau=0.05)
+    assert perm[0].item() not in pairs[1].tolist()
+    assert perm[0].item() in sinkhorn_mutual_pairs(src, tgt, 0.4, k=1, tau=0.05)[1].tolist()
+    # The clear matches, all right (the stray target perm[1] may contest one of them too).
+    assert set(pairs[0].tolist()) <= set(range(2, 40)) and pairs.size(1) >= 36
+    assert torch.equal(pairs[1], perm[pairs[0]])
+    assert sinkhorn_mutual_pairs(src, tgt[:0], 0.5).shape == (2, 0)
+    with pytest.raises(ValueError, match="threshold"):
+        sinkhorn_mutual_pairs(src, tgt, 1.0)
+
+
+def test_pseudo_seeds_by_sinkhorn_are_unaligned_one_to_one_pairs(monkeypatch):
+    from mmea_pyg.config import Config
+    from mmea_pyg.data.synthetic import toy_alignment
+    from mmea_pyg.models import build_model
+    from mmea_pyg.pipeline import pairs_of
+    from mmea_pyg.training.iterative import propose_pseudo_seeds
+
+    data = toy_alignment(num_entities=60, seed=0)
+    torch.manual_seed(0)
+    model = build_model(Config(), data)
+    train = pairs_of(data, "train")
+    pairs = propose_pseudo_seeds(model, data, train, sinkhorn=0.3, sinkhorn_top_k=5)
+    assert model.num_blocks == len(model.kept) >= 2
+    assert pairs.dim() == 2 and pairs.size(0) == 2
+    assert not set(pairs[0].tolist()) & set(train[0].tolist())
+    assert not set(pairs[1].tolist()) & set(train[1].tolist())
+    assert pairs[0].unique().numel() == pairs.size(1) == pairs[1].unique().numel()
+
+    # The temperature is per block: h^M's cosine is the mean of its blocks' cosines.
+    import mmea_pyg.training.iterative as iterative
+
+    seen = {}
+
+    def spy(src, tgt, threshold, **kwargs):
+        seen.update(kwargs, threshold=threshold)
+        return torch.empty(2, 0, dtype=torch.long)
+
+    monkeypatch.setattr(iterative, "sinkhorn_mutual_pairs", spy)
+    assert propose_pseudo_seeds(model, data, train, sinkhorn=0.5, sinkhorn_tau=0.06).shape == (2, 0)
+    assert seen["threshold"] == 0.5 and seen["tau"] == pytest.approx(0.06 / model.num_blocks)
+
+
+def test_pseudo_seeds_that_stay_mutual_are_kept_before_new_sinkhorn_pairs():
+    from torch_geometric.data import HeteroData
+
+    from mmea_pyg.training.iterative import keep_staying_pairs
+
+    data = HeteroData()
+    data["source"].num_nodes, data["target"].num_nodes = 10, 10
+    src_idx, tgt_idx = torch.tensor([2, 4, 6, 8]), torch.tensor([1, 3, 5, 7])  # local row -> entity id
+    mutual = torch.tensor([[0, 1, 2], [0, 1, 2]])  # (2, 1), (4, 3), (6, 5)
+    previous = torch.tensor([[4, 6], [3, 7]])  # (4, 3) is still mutual; (6, 7) is not
+    confident = torch.tensor([[1, 3], [2, 3]])  # (4, 5) takes source 4 again; (8, 7) is free
+    got = keep_staying_pairs(mutual, confident, previous, src_idx, tgt_idx, data)
+    assert got.tolist() == [[1, 3], [1, 3]]  # (4, 3) stays, (8, 7) enters

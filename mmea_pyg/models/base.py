@@ -146,6 +146,12 @@ class AlignmentModel(nn.Module, ABC):
         return {}
 
     @property
+    def num_blocks(self) -> int:
+        """How many L2-normalised blocks the final embedding concatenates (its cosine is their mean, or
+        a weighted mean); 1 unless a model says otherwise."""
+        return 1
+
+    @property
     @abstractmethod
     def output_dim(self) -> int:
         """Width D of the final embedding."""

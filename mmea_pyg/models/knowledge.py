@@ -395,6 +395,10 @@ class KnowledgeModel(AlignmentModel):
         return self.dim * len(self.kept)
 
     @property
+    def num_blocks(self) -> int:
+        return len(self.kept)
+
+    @property
     def partial_structure(self) -> bool:
         return self.knowledge.partial_structure
 

@@ -1,5 +1,6 @@
 """The bidirectional iterative strategy (MRAEA, Mao et al. 2020; CLAMEA App. E.2): mutual nearest
-neighbours among the entities without a training seed become pseudo seeds."""
+neighbours among the entities without a training seed become pseudo seeds (or, with
+``train.pseudo_sinkhorn``, mutual best candidates after LightEA's sparse Sinkhorn normalisation)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from torch_geometric.data import HeteroData
 from mmea_pyg.data.splits import unpaired_entities
 from mmea_pyg.distributed import Sharding
 from mmea_pyg.models.base import AlignmentModel
-from mmea_pyg.similarity import mutual_nearest_neighbours, nearest, on_rows, top_k_search
+from mmea_pyg.similarity import (
+    mutual_nearest_neighbours,
+    nearest,
+    on_rows,
+    sinkhorn_mutual_pairs,
+    top_k_search,
+)
 
 #: Two cosines closer than this are a tie (:func:`propose_pseudo_seeds`): identical rows give scores that
 #: differ only by float rounding (about 1e-7 per product), distinct entities almost never come this close.
@@ -81,6 +88,20 @@ def _tied_passes(
     return torch.cat(found, dim=1)
 
 
+def keep_staying_pairs(
+    mutual: Tensor, confident: Tensor, previous: Tensor, src_idx: Tensor, tgt_idx: Tensor, data: HeteroData
+) -> Tensor:
+    """The pairs of ``mutual`` (local rows :math:`(2, M)`) that were ``previous`` pseudo seeds (entity
+    ids :math:`(2, K')`), then the pairs of ``confident`` (local rows) whose two entities they leave
+    free: :math:`(2, K)`, one to one (:func:`propose_pseudo_seeds`)."""
+    n_tgt = data["target"].num_nodes  # a pair (s, t) as the one number s * n_tgt + t
+    previous = previous.to(mutual.device)
+    was = torch.isin(src_idx[mutual[0]] * n_tgt + tgt_idx[mutual[1]], previous[0] * n_tgt + previous[1])
+    staying = mutual[:, was]
+    free = ~torch.isin(confident[0], staying[0]) & ~torch.isin(confident[1], staying[1])
+    return torch.cat([staying, confident[:, free]], dim=1)
+
+
 def _nearest_among(
     query: Tensor, rows: Tensor, cand: Tensor, pool: Tensor, chunk_size: int, sharding: Sharding | None
 ) -> Tensor:
@@ -110,6 +131,10 @@ def propose_pseudo_seeds(
     sharding: Sharding | None = None,
     search: str = "torch",
     passes: int = 1,
+    sinkhorn: float = 0.0,
+    sinkhorn_tau: float = 0.05,
+    sinkhorn_top_k: int = 50,
+    previous: Tensor | None = None,
 ) -> Tensor:
     """Pairs ``[2, K]`` of unaligned entities that are each other's nearest neighbour (cosine).
 
@@ -130,6 +155,23 @@ def propose_pseudo_seeds(
     tie at their best are queried in those passes, so they cost little beyond one search of every
     entity's two best candidates. A pass that pairs nothing ends the round. Each source and each target
     is in at most one pair.
+
+    With ``sinkhorn`` :math:`> 0` (``train.pseudo_sinkhorn``, a probability) the first pass pairs instead
+    the entities that are each other's best candidate after LightEA's sparse Sinkhorn normalisation over
+    their ``sinkhorn_top_k`` best cosines, both with a probability above ``sinkhorn``
+    (:func:`~mmea_pyg.similarity.sinkhorn_mutual_pairs`): a contested target (one several sources score
+    almost alike) is left for a later round instead of going to whichever source scores it a hair
+    higher. ``sinkhorn_tau`` is the temperature of one modality block's cosine: a model's embedding
+    that concatenates B normalised blocks (``model.num_blocks``) has their mean as its cosine, whose gaps
+    shrink with B, so the Sinkhorn runs at ``sinkhorn_tau / B``. Entry needs that confidence; staying
+    does not: a pair of the ``previous`` round (the current pseudo seeds, :math:`(2, K')`) that is still
+    a pair of mutual nearest neighbours is kept first, and the Sinkhorn pairs fill the entities it
+    leaves. Otherwise a paired group of structural twins, which its pseudo anchors' own codes
+    (``model.anchor_self``) now tell apart by a hair, would look contested to the normalisation, be
+    dropped, tie again and be paired again by the tie passes, one round in two, and a run could end
+    on a round that left them tied. Every rank of a ``sharding`` computes the
+    Sinkhorn whole (the same pairs everywhere); the tie passes above follow as before (docs/clamea.md,
+    "Pseudo seeds by Sinkhorn").
     """
     if passes < 1:
         raise ValueError(f"propose_pseudo_seeds: passes must be >= 1, got {passes}.")
@@ -142,15 +184,26 @@ def propose_pseudo_seeds(
         src_emb = model.embed(data, "source", src_idx, chunk_size)
         tgt_emb = model.embed(data, "target", tgt_idx, chunk_size)
         # Embeddings of the candidates only: local rows, mapped back to entity ids at the end.
-        local = mutual_nearest_neighbours(
-            src_emb,
-            tgt_emb,
-            torch.arange(src_idx.numel(), device=device),
-            torch.arange(tgt_idx.numel(), device=device),
-            chunk_size=chunk_size,
-            sharding=sharding,
-            search=search,
-        )
+        rows = (torch.arange(src_idx.numel(), device=device), torch.arange(tgt_idx.numel(), device=device))
+        if sinkhorn > 0:
+            local = sinkhorn_mutual_pairs(
+                src_emb,
+                tgt_emb,
+                sinkhorn,
+                k=sinkhorn_top_k,
+                tau=sinkhorn_tau / model.num_blocks,
+                chunk_size=chunk_size,
+                search=search,
+            )
+            if previous is not None and previous.numel():
+                mutual = mutual_nearest_neighbours(
+                    src_emb, tgt_emb, *rows, chunk_size=chunk_size, sharding=sharding, search=search
+                )
+                local = keep_staying_pairs(mutual, local, previous, src_idx, tgt_idx, data)
+        else:
+            local = mutual_nearest_neighbours(
+                src_emb, tgt_emb, *rows, chunk_size=chunk_size, sharding=sharding, search=search
+            )
         if passes > 1 and local.size(1):
             local = _tied_passes(local, src_emb, tgt_emb, passes - 1, chunk_size, sharding, search)
         return torch.stack([src_idx[local[0]], tgt_idx[local[1]]])

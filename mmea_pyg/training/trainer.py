@@ -382,8 +382,12 @@ class Trainer:
                     self.train_pairs,
                     self.config.eval.chunk_size,
                     self.sharding,
-                    self.config.train.pseudo_search,
-                    self.config.train.pseudo_bootstrap,
+                    cfg.pseudo_search,
+                    cfg.pseudo_bootstrap,
+                    cfg.pseudo_sinkhorn,
+                    cfg.pseudo_tau,
+                    cfg.pseudo_top_k,
+                    self.pseudo_pairs,
                 )
                 self.model.update_pseudo_seeds(self.pseudo_pairs)
             losses = self.train_epoch()
