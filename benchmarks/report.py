@@ -122,17 +122,16 @@ def _seeds_section(records: list[dict]) -> list[str]:
     for base, rows in sorted(groups.items()):
         rows = ([by_tag[base]] if base in by_tag else []) + sorted(rows, key=lambda r: r["tag"])
         seeds = [r.get("config", {}).get("train", {}).get("seed") for r in rows]
+        per_seed = " / ".join(f"{r['metrics']['hits@1']:.4f}" for r in rows)
         preset = rows[0].get("config_file") or "clamea"
         note = stale_preset_note([r.get("config", {}) for r in rows], preset, "make bench-seeds")
         if note:  # rows of two presets: no mean of them
             stale.append(f"`{base}`: {note[0].removeprefix('**Stale.** These rows ')}")
-            per_seed = " / ".join(f"{r['metrics']['hits@1']:.4f}" for r in rows)
             lines.append(f"| {base} | {', '.join(map(str, seeds))} | stale (below) | {per_seed} | - | - |")
             continue
         stats = {
             key: "{:.4f} ± {:.4f}".format(*_mean_sd(rows, key)) for key in ("hits@1", "mrr", "csls/hits@1")
         }
-        per_seed = " / ".join(f"{r['metrics']['hits@1']:.4f}" for r in rows)
         lines.append(
             f"| {base} | {', '.join(map(str, seeds))} | {stats['hits@1']} | {per_seed} | {stats['mrr']} | "
             f"{stats['csls/hits@1']} |"

@@ -49,6 +49,7 @@ __all__ = [
     "score_block",
     "search_recall",
     "SEARCHES",
+    "sinkhorn_best",
     "sinkhorn_mutual_pairs",
     "sinkhorn_top_k",
     "sparse_ranks",
@@ -365,6 +366,24 @@ def sinkhorn_top_k(
 
 
 @torch.no_grad()
+def sinkhorn_best(
+    query: Tensor,
+    cand: Tensor,
+    k: int = 500,
+    *,
+    iters: int = 15,
+    tau: float = 0.02,
+    chunk_size: int = 2048,
+    search: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """Each query's most probable candidate after :func:`sinkhorn_top_k`: ``(prob, index)``, both
+    :math:`(Q,)` (the candidate's row of ``cand`` and its probability)."""
+    probs, index = sinkhorn_top_k(query, cand, k, iters=iters, tau=tau, chunk_size=chunk_size, search=search)
+    prob, at = probs.max(dim=1)
+    return prob, index.gather(1, at.unsqueeze(1)).view(-1)
+
+
+@torch.no_grad()
 def column_best(values: Tensor, index: Tensor, num_cand: int) -> Tensor:
     """For each candidate column, the query row with its highest listed score (``-1`` where no query
     lists it; ties go to the lowest row). Shapes: ``values``, ``index`` :math:`(Q, k)` -> :math:`(C,)`."""
@@ -594,11 +613,8 @@ def sinkhorn_mutual_pairs(
         return torch.empty(2, 0, dtype=torch.long, device=src_emb.device)
 
     def best(query: Tensor, cand: Tensor) -> tuple[Tensor, Tensor]:
-        probs, index = sinkhorn_top_k(
-            query, cand, min(k, cand.size(0)), iters=iters, tau=tau, chunk_size=chunk_size, search=search
-        )
-        prob, at = probs.max(dim=1)
-        return prob, index.gather(1, at.unsqueeze(1)).view(-1)
+        top = min(k, cand.size(0))
+        return sinkhorn_best(query, cand, top, iters=iters, tau=tau, chunk_size=chunk_size, search=search)
 
     s_prob, s2t = best(src_emb, tgt_emb)  # [N1] best target of each source, and its probability
     t_prob, t2s = best(tgt_emb, src_emb)  # [N2]

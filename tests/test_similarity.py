@@ -262,15 +262,11 @@ def test_pseudo_seeds_by_sinkhorn_are_unaligned_one_to_one_pairs(monkeypatch):
 
 
 def test_pseudo_seeds_that_stay_mutual_are_kept_before_new_sinkhorn_pairs():
-    from torch_geometric.data import HeteroData
-
     from mmea_pyg.training.iterative import keep_staying_pairs
 
-    data = HeteroData()
-    data["source"].num_nodes, data["target"].num_nodes = 10, 10
     src_idx, tgt_idx = torch.tensor([2, 4, 6, 8]), torch.tensor([1, 3, 5, 7])  # local row -> entity id
     mutual = torch.tensor([[0, 1, 2], [0, 1, 2]])  # (2, 1), (4, 3), (6, 5)
     previous = torch.tensor([[4, 6], [3, 7]])  # (4, 3) is still mutual; (6, 7) is not
     confident = torch.tensor([[1, 3], [2, 3]])  # (4, 5) takes source 4 again; (8, 7) is free
-    got = keep_staying_pairs(mutual, confident, previous, src_idx, tgt_idx, data)
+    got = keep_staying_pairs(mutual, confident, previous, src_idx, tgt_idx, 10)
     assert got.tolist() == [[1, 3], [1, 3]]  # (4, 3) stays, (8, 7) enters

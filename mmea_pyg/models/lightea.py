@@ -51,7 +51,7 @@ from mmea_pyg.data.base import SIDES
 from mmea_pyg.data.splits import unpaired_entities
 from mmea_pyg.errors import MMEAError
 from mmea_pyg.models.base import AlignmentModel, register_model
-from mmea_pyg.similarity import sinkhorn_top_k
+from mmea_pyg.similarity import sinkhorn_best, sinkhorn_top_k
 
 __all__ = [
     "LightEA",
@@ -233,10 +233,9 @@ def bootstrap_pairs(
     Sinkhorn probability exceeds ``threshold``. Query :math:`(Q, D)`, candidates :math:`(C, D)`."""
     if query.size(0) == 0 or cand.size(0) == 0:
         return torch.empty(2, 0, dtype=torch.long)
-    probs, index = sinkhorn_top_k(query, cand, top_k, iters=iters, tau=tau, chunk_size=chunk_size)
-    best, at = probs.max(dim=1)
-    rows = (best > threshold).nonzero().view(-1)
-    return torch.stack([rows, index[rows, at[rows]]])
+    prob, best = sinkhorn_best(query, cand, top_k, iters=iters, tau=tau, chunk_size=chunk_size)
+    rows = (prob > threshold).nonzero().view(-1)
+    return torch.stack([rows, best[rows]])
 
 
 def _features_with(graph: LightEAGraph, pairs: Tensor, s, generator: torch.Generator) -> Tensor:

@@ -89,12 +89,12 @@ def _tied_passes(
 
 
 def keep_staying_pairs(
-    mutual: Tensor, confident: Tensor, previous: Tensor, src_idx: Tensor, tgt_idx: Tensor, data: HeteroData
+    mutual: Tensor, confident: Tensor, previous: Tensor, src_idx: Tensor, tgt_idx: Tensor, n_tgt: int
 ) -> Tensor:
     """The pairs of ``mutual`` (local rows :math:`(2, M)`) that were ``previous`` pseudo seeds (entity
-    ids :math:`(2, K')`), then the pairs of ``confident`` (local rows) whose two entities they leave
-    free: :math:`(2, K)`, one to one (:func:`propose_pseudo_seeds`)."""
-    n_tgt = data["target"].num_nodes  # a pair (s, t) as the one number s * n_tgt + t
+    ids :math:`(2, K')`; ``src_idx`` / ``tgt_idx`` map local rows to ids, ``n_tgt`` target entities),
+    then the pairs of ``confident`` (local rows) whose two entities they leave free: :math:`(2, K)`, one
+    to one (:func:`propose_pseudo_seeds`). A pair (s, t) is compared as the one number s * n_tgt + t."""
     previous = previous.to(mutual.device)
     was = torch.isin(src_idx[mutual[0]] * n_tgt + tgt_idx[mutual[1]], previous[0] * n_tgt + previous[1])
     staying = mutual[:, was]
@@ -199,7 +199,9 @@ def propose_pseudo_seeds(
                 mutual = mutual_nearest_neighbours(
                     src_emb, tgt_emb, *rows, chunk_size=chunk_size, sharding=sharding, search=search
                 )
-                local = keep_staying_pairs(mutual, local, previous, src_idx, tgt_idx, data)
+                local = keep_staying_pairs(
+                    mutual, local, previous, src_idx, tgt_idx, data["target"].num_nodes
+                )
         else:
             local = mutual_nearest_neighbours(
                 src_emb, tgt_emb, *rows, chunk_size=chunk_size, sharding=sharding, search=search

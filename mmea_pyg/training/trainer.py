@@ -382,12 +382,12 @@ class Trainer:
                     self.train_pairs,
                     self.config.eval.chunk_size,
                     self.sharding,
-                    cfg.pseudo_search,
-                    cfg.pseudo_bootstrap,
-                    cfg.pseudo_sinkhorn,
-                    cfg.pseudo_tau,
-                    cfg.pseudo_top_k,
-                    self.pseudo_pairs,
+                    search=cfg.pseudo_search,
+                    passes=cfg.pseudo_bootstrap,
+                    sinkhorn=cfg.pseudo_sinkhorn,
+                    sinkhorn_tau=cfg.pseudo_tau,
+                    sinkhorn_top_k=cfg.pseudo_top_k,
+                    previous=self.pseudo_pairs,
                 )
                 self.model.update_pseudo_seeds(self.pseudo_pairs)
             losses = self.train_epoch()
